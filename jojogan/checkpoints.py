@@ -1,0 +1,1224 @@
+"""Safe loading and atomic saving of model files: the one loader and the one writer of the project.
+
+Reading a file goes through three steps, each of which fails with one :class:`CheckpointError`
+that names the file, says what it really is or what is wrong, and what to do:
+
+1. :func:`sniff` looks at the first bytes (never the extension): safetensors, torch zip, pickle
+   (legacy torch or NVIDIA ``.pkl``), HTML (a failed download), text, empty.
+2. :func:`load_file` loads the raw object: ``.safetensors`` through safetensors; torch files
+   through ``torch.load(weights_only=True)`` allowing only ``argparse.Namespace``. Pickle opcodes
+   are scanned first (without executing anything) so that a file that needs code is refused with
+   the list of globals it wanted. No pickle is ever unpickled with code allowed.
+3. :func:`detect_layout` recognises the layout from the keys (rosinality ``{g_ema, g, d,
+   latent_avg}``, rosinality training checkpoints, JoJoGAN style files ``{"g": state_dict}``, bare
+   generator/discriminator state dicts, e4e/ReStyle/pSp encoder files, ArcFace IR-SE50), and
+   :func:`load_stylegan2` infers the configuration from tensor shapes, builds the modules and
+   loads them strictly through :func:`load_state_dict_strict`.
+
+Writing goes through :func:`atomic_writer` (temp file in the target folder, fsync, ``os.replace``,
+fsync of the folder), so an interrupted or failed save never leaves a partial file and never
+damages the previous one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import hashlib
+import io
+import json
+import os
+import pickletools
+import struct
+import tempfile
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = [
+    "CheckpointError",
+    "DiscriminatorConfig",
+    "GeneratorConfig",
+    "StyleGAN2Checkpoint",
+    "atomic_write_bytes",
+    "atomic_writer",
+    "check_finite",
+    "check_not_overwriting",
+    "detect_layout",
+    "infer_discriminator_config",
+    "infer_generator_config",
+    "load_file",
+    "load_generator_weights",
+    "load_state_dict_strict",
+    "load_stylegan2",
+    "read_safetensors_metadata",
+    "save_safetensors",
+    "save_stylegan2",
+    "scan_pickle_globals",
+    "sniff",
+    "tensors_sha256",
+]
+
+PathLike = str | os.PathLike
+
+
+class CheckpointError(ValueError):
+    """A model file that cannot be used; the message names the file, the problem and the fix."""
+
+
+# --------------------------------------------------------------------------------------------
+# Sniffing
+# --------------------------------------------------------------------------------------------
+
+_TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_HEAD_BYTES = 4096
+
+
+def _read_head(path: Path, n: int = _HEAD_BYTES) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(n)
+
+
+def _check_readable(path: PathLike) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"{p}: file not found. Check the path, or download the file there.")
+    if p.is_dir():
+        raise CheckpointError(f"{p}: is a folder, not a model file. Give the path of the file.")
+    return p
+
+
+def _safetensors_header_len(head: bytes, size: int) -> int | None:
+    """The header length if ``head`` starts like a safetensors file of ``size`` bytes."""
+    if len(head) < 9:
+        return None
+    (n,) = struct.unpack("<Q", head[:8])
+    if n < 2 or 8 + n > size or head[8:9] != b"{":
+        return None
+    return n
+
+
+def sniff(path: PathLike) -> str:
+    """What a file really is, from its first bytes and size (the extension is not trusted).
+
+    Returns one of ``"empty"``, ``"safetensors"``, ``"zip"`` (torch >= 1.6 format),
+    ``"pickle"`` (legacy torch format or any Python pickle, e.g. NVIDIA ``.pkl``), ``"html"``
+    (e.g. a Google Drive quota page saved under the model's name), ``"text"``, ``"unknown"``.
+    """
+    p = _check_readable(path)
+    size = p.stat().st_size
+    if size == 0:
+        return "empty"
+    head = _read_head(p)
+    if _safetensors_header_len(head, size) is not None:
+        return "safetensors"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "zip"
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return "pickle"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<!--", b"<?xml")) or (
+        b"<html" in text[:1024]
+    ):
+        return "html"
+    if head and all(b in b"\t\n\r" or 32 <= b < 127 or b >= 128 for b in head[:512]):
+        try:
+            head[:512].decode("utf-8")
+            return "text"
+        except UnicodeDecodeError:
+            # Cut in the middle of a multi-byte character is fine; binary data is not.
+            try:
+                head[:508].decode("utf-8")
+                return "text"
+            except UnicodeDecodeError:
+                pass
+    return "unknown"
+
+
+def _describe_not_a_model(p: Path, kind: str) -> str:
+    """The error text for a file whose first bytes show it holds no weights."""
+    if kind == "empty":
+        return (
+            f"{p}: the file is empty (0 bytes), probably an interrupted download or copy. "
+            "Download it again."
+        )
+    head = _read_head(p)
+    if kind == "html":
+        title = ""
+        low = head.lower()
+        i, j = low.find(b"<title>"), low.find(b"</title>")
+        if 0 <= i < j:
+            title = head[i + 7 : j].decode("utf-8", "replace").strip()
+            title = f' (page title: "{title[:80]}")' if title else ""
+        return (
+            f"{p}: this is an HTML page{title}, probably a failed download (for example a "
+            "Google Drive 'quota exceeded' or sign-in page), not model weights. Open the link in "
+            "a browser, download the real file, and put it in place of this one."
+        )
+    if kind == "text":
+        if head.startswith(b"version https://git-lfs"):
+            return (
+                f"{p}: this is a Git LFS pointer file, not the model itself. Fetch the real file "
+                "(git lfs pull, or download it from the hosting page)."
+            )
+        snippet = head[:60].decode("utf-8", "replace").replace("\n", " ").strip()
+        return (
+            f'{p}: this is a text file ("{snippet}..."), not model weights, probably a failed '
+            "download or an error message saved under the model's name. Download the file again."
+        )
+    return (
+        f"{p}: unrecognised file format (first bytes: {head[:8].hex(' ')}); expected a "
+        ".safetensors file or a PyTorch .pt/.pth file. Check that this is the right file and "
+        "that the download completed."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Pickle scanning (never executes anything)
+# --------------------------------------------------------------------------------------------
+
+_STRING_OPS = {
+    "SHORT_BINUNICODE",
+    "BINUNICODE",
+    "BINUNICODE8",
+    "UNICODE",
+    "SHORT_BINSTRING",
+    "BINSTRING",
+    "STRING",
+}
+_NO_PUSH_OPS = {"PROTO", "FRAME", "MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT", "STOP", "MARK"}
+# Globals a plain tensor checkpoint may name. Anything under torch.* is deferred to torch's own
+# weights-only unpickler, which refuses every torch callable that is not a tensor rebuilder.
+_ALLOWED_GLOBALS = {
+    "collections.OrderedDict",
+    "argparse.Namespace",
+    "builtins.set",
+    "builtins.frozenset",
+    "builtins.bytearray",
+    "builtins.slice",
+    "builtins.complex",
+    "_codecs.encode",
+}
+_NVIDIA_MODULES = ("dnnlib", "torch_utils", "training", "legacy", "metrics")
+
+
+def _is_allowed_global(name: str) -> bool:
+    return name in _ALLOWED_GLOBALS or name.startswith("torch.") or name.startswith("torch ")
+
+
+def _scan_one_pickle(f: io.BufferedIOBase) -> tuple[list[str], bool]:
+    """Globals named by the next pickle in ``f``; and whether it is the legacy torch magic."""
+    found: list[str] = []
+    recent: list[Any] = []
+    memo: dict[int, Any] = {}
+    is_magic = False
+    for op, arg, _pos in pickletools.genops(f):
+        name = op.name
+        if name in ("GLOBAL", "INST"):
+            module, _, qual = str(arg).partition(" ")
+            found.append(f"{module}.{qual}")
+            recent.append(None)
+        elif name == "STACK_GLOBAL":
+            mod, qual = (recent[-2], recent[-1]) if len(recent) >= 2 else (None, None)
+            if isinstance(mod, str) and isinstance(qual, str):
+                found.append(f"{mod}.{qual}")
+            else:
+                found.append("<a global whose name is computed at load time>")
+            recent.append(None)
+        elif name in ("EXT1", "EXT2", "EXT4"):
+            found.append(f"<copyreg extension code {arg}>")
+            recent.append(None)
+        elif name in _STRING_OPS:
+            recent.append(arg)
+        elif name == "MEMOIZE":
+            memo[len(memo)] = recent[-1] if recent else None
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            memo[int(arg)] = recent[-1] if recent else None
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            recent.append(memo.get(int(arg)))
+        elif name in ("LONG1", "LONG4", "LONG", "INT") and arg == _TORCH_LEGACY_MAGIC:
+            is_magic = True
+            recent.append(None)
+        elif name not in _NO_PUSH_OPS:
+            recent.append(None)
+        if len(recent) > 64:
+            del recent[:32]
+    return found, is_magic
+
+
+def _scan_stream(data: bytes) -> tuple[list[str], bool]:
+    f = io.BytesIO(data)
+    found, is_magic = _scan_one_pickle(f)
+    if is_magic:
+        for _ in range(4):
+            more, _m = _scan_one_pickle(f)
+            found += more
+    return list(dict.fromkeys(found)), is_magic
+
+
+def scan_pickle_globals(data: bytes) -> list[str]:
+    """Every global (``module.name``) a pickle stream would import, found without executing it.
+
+    For a legacy torch file (a sequence of pickles: magic number, protocol, system info, the
+    object, the storage keys) all five pickles are scanned. Raises :class:`ValueError` when the
+    opcode stream is malformed (e.g. truncated).
+    """
+    return _scan_stream(data)[0]
+
+
+def _nvidia_message(p: Path, names: list[str]) -> str:
+    shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+    return (
+        f"{p}: this is an NVIDIA StyleGAN2-ADA/StyleGAN3 network pickle (.pkl). It embeds Python "
+        f"code ({shown}) that would run when unpickled, so it is never opened here. Convert it "
+        "first, on a machine where you trust the file, to a rosinality-layout state dict "
+        "({'g_ema': ..., 'latent_avg': ...}, e.g. with a stylegan2-ada-pytorch -> rosinality "
+        "converter), save that as .safetensors or .pt, and load the converted file."
+    )
+
+
+def _refuse_globals(p: Path, refused: list[str], where: str) -> CheckpointError:
+    if any(n.split(".", 1)[0] in _NVIDIA_MODULES for n in refused):
+        return CheckpointError(_nvidia_message(p, refused))
+    shown = ", ".join(refused[:8]) + (f", ... ({len(refused)} in all)" if len(refused) > 8 else "")
+    return CheckpointError(
+        f"{p}: refused to load: its {where} needs Python objects other than tensors ({shown}). "
+        "Loading it would run code from the file, which is never done here. If you trust the "
+        "file, re-save its tensors (a dict of state dicts) with torch.save or as .safetensors "
+        "and load that."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Raw loading
+# --------------------------------------------------------------------------------------------
+
+
+def _short(exc: BaseException, n: int = 300) -> str:
+    msg = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {msg[:n]}{'...' if len(msg) > n else ''}"
+
+
+def _safe_globals_context() -> contextlib.AbstractContextManager:
+    ctx = getattr(torch.serialization, "safe_globals", None)
+    if ctx is not None:
+        return ctx([argparse.Namespace])
+    adder = getattr(torch.serialization, "add_safe_globals", None)  # torch 2.4
+    if adder is not None:
+        adder([argparse.Namespace])
+    return contextlib.nullcontext()
+
+
+def _check_zip(p: Path) -> None:
+    """Refuse a corrupt zip (bad CRC, truncated) and a zip whose pickles need code."""
+    try:
+        with zipfile.ZipFile(p) as zf:
+            bad = zf.testzip()
+            if bad is not None:
+                raise CheckpointError(
+                    f"{p}: the file is corrupt (checksum mismatch in '{bad}'): it was damaged "
+                    "during download or on disk. Download it again."
+                )
+            pickles = [n for n in zf.namelist() if n.endswith(".pkl")]
+            if not pickles:
+                raise CheckpointError(
+                    f"{p}: this is a zip archive but not a PyTorch checkpoint (no data.pkl "
+                    "inside). Give the .pt/.pth/.safetensors model file itself."
+                )
+            refused: list[str] = []
+            for name in pickles:
+                try:
+                    names = scan_pickle_globals(zf.read(name))
+                except ValueError as e:
+                    raise CheckpointError(
+                        f"{p}: the file is corrupt ({name} inside it is not a valid pickle: "
+                        f"{_short(e, 120)}). Download it again."
+                    ) from None
+                refused += [n for n in names if not _is_allowed_global(n)]
+            if refused:
+                raise _refuse_globals(p, list(dict.fromkeys(refused)), "pickled data")
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as e:
+        raise CheckpointError(
+            f"{p}: the file is truncated or corrupt (a damaged zip archive: {_short(e, 120)}). "
+            "The download was probably interrupted: download it again."
+        ) from None
+
+
+def _check_pickle(p: Path) -> None:
+    """Refuse a legacy/plain pickle that needs code, and a plain pickle that is no torch file."""
+    with open(p, "rb") as f:
+        data = f.read()
+    try:
+        names, is_magic = _scan_stream(data)
+    except ValueError as e:
+        raise CheckpointError(
+            f"{p}: the file is truncated or corrupt (its pickle data is malformed: "
+            f"{_short(e, 120)}). Download it again."
+        ) from None
+    refused = list(dict.fromkeys(n for n in names if not _is_allowed_global(n)))
+    if refused:
+        raise _refuse_globals(p, refused, "pickle")
+    if not is_magic:
+        raise CheckpointError(
+            f"{p}: this is a plain Python pickle, not a PyTorch checkpoint, and plain pickles "
+            "are not loaded here. Save the weights with torch.save or as .safetensors."
+        )
+
+
+def _load_safetensors(p: Path, map_location: Any) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file as _st_load
+
+    _read_safetensors_header(p)  # clear errors for truncation / bad header first
+    device = map_location if map_location is not None else "cpu"
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise TypeError(f"map_location for a .safetensors file must be a device, got {device!r}")
+    try:
+        tensors = _st_load(str(p), device=device)
+    except Exception as e:  # safetensors raises its own error types
+        raise CheckpointError(
+            f"{p}: the .safetensors file is corrupt ({_short(e, 160)}). Download it again."
+        ) from None
+    meta = read_safetensors_metadata(p)
+    expected = meta.get(_SHA_KEY)
+    if expected is not None and tensors_sha256(tensors) != expected:
+        raise CheckpointError(
+            f"{p}: the file is corrupt: its tensors do not match the checksum stored in it "
+            "(damaged on disk or in transfer). Download or copy it again."
+        )
+    return tensors
+
+
+def load_file(path: PathLike, *, map_location: Any = "cpu") -> Any:
+    """Load a model file safely and return the raw object (a dict of tensors / nested dicts).
+
+    ``.safetensors`` (detected from the bytes, not the name) returns ``dict[str, Tensor]``;
+    torch zip and legacy files go through ``torch.load(weights_only=True)`` with only
+    ``argparse.Namespace`` allowed besides tensors and containers. Anything else raises
+    :class:`CheckpointError` naming the file and what it really is.
+    """
+    p = _check_readable(path)
+    try:
+        kind = sniff(p)
+    except OSError as e:
+        raise CheckpointError(f"{p}: cannot read the file ({_short(e)}).") from None
+    if kind == "safetensors":
+        return _load_safetensors(p, map_location)
+    if kind == "zip":
+        _check_zip(p)
+    elif kind == "pickle":
+        _check_pickle(p)
+    else:
+        raise CheckpointError(_describe_not_a_model(p, kind))
+    try:
+        with _safe_globals_context():
+            return torch.load(p, map_location=map_location, weights_only=True)
+    except MemoryError:
+        raise CheckpointError(
+            f"{p}: not enough memory to load this file ({p.stat().st_size / 2**20:.0f} MiB), or "
+            "the file is corrupt and claims an absurd size."
+        ) from None
+    except Exception as e:
+        text = str(e)
+        if "Weights only load failed" in text or "Unsupported global" in text:
+            detail = text.split("WeightsUnpickler error:")[-1].strip().split("\n")[0]
+            raise CheckpointError(
+                f"{p}: refused to load: it needs Python objects other than tensors "
+                f"({detail[:200]}). Loading it would run code from the file, which is never "
+                "done here. If you trust the file, re-save its tensors with torch.save or as "
+                ".safetensors and load that."
+            ) from None
+        raise CheckpointError(
+            f"{p}: the file is truncated or corrupt and could not be read ({_short(e, 200)}). "
+            "Download it again."
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# safetensors metadata and checksums
+# --------------------------------------------------------------------------------------------
+
+_SHA_KEY = "jojogan.tensors_sha256"
+
+
+def _read_safetensors_header(p: Path) -> dict[str, Any]:
+    size = p.stat().st_size
+    with open(p, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise CheckpointError(f"{p}: the .safetensors file is truncated (header missing).")
+        (n,) = struct.unpack("<Q", head)
+        if 8 + n > size:
+            raise CheckpointError(
+                f"{p}: the .safetensors file is truncated or corrupt (its header claims "
+                f"{n} bytes, the file has {size}). Download it again."
+            )
+        raw = f.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+        if not isinstance(header, dict):
+            raise ValueError("header is not a JSON object")
+    except (UnicodeDecodeError, ValueError) as e:
+        raise CheckpointError(
+            f"{p}: the .safetensors header is corrupt ({_short(e, 120)}). Download it again."
+        ) from None
+    data_len = size - 8 - n
+    end = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            _lo, hi = info["data_offsets"]
+            end = max(end, int(hi))
+        except (TypeError, KeyError, ValueError):
+            raise CheckpointError(
+                f"{p}: the .safetensors header is corrupt (bad entry for tensor '{name}')."
+            ) from None
+    if end > data_len:
+        raise CheckpointError(
+            f"{p}: the .safetensors file is truncated: it needs {end} bytes of tensor data, "
+            f"only {data_len} are there. Download it again."
+        )
+    return header
+
+
+def read_safetensors_metadata(path: PathLike) -> dict[str, str]:
+    """The ``__metadata__`` string dict of a ``.safetensors`` file ({} when it has none)."""
+    p = _check_readable(path)
+    kind = sniff(p)
+    if kind != "safetensors":
+        if kind in ("zip", "pickle"):
+            raise CheckpointError(f"{p}: this is a PyTorch {kind} file, not .safetensors.")
+        raise CheckpointError(_describe_not_a_model(p, kind))
+    meta = _read_safetensors_header(p).get("__metadata__") or {}
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{p}: the .safetensors metadata is corrupt (not a JSON object).")
+    return {str(k): str(v) for k, v in meta.items()}
+
+
+def tensors_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 over names, dtypes, shapes and bytes of ``tensors`` (order independent)."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Atomic writes
+# --------------------------------------------------------------------------------------------
+
+_UMASK: int | None = None
+
+
+def _file_mode() -> int:
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0)
+        os.umask(_UMASK)
+    return 0o666 & ~_UMASK
+
+
+def _fsync_dir(d: Path) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:  # e.g. Windows: folders cannot be opened
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def check_not_overwriting(target: PathLike, sources: Iterable[PathLike] = ()) -> None:
+    """Refuse to write ``target`` when it is (or resolves to) one of the input files."""
+    t = Path(target)
+    for s in sources:
+        s = Path(s)
+        same = False
+        if t.exists() and s.exists():
+            same = os.path.samefile(t, s)
+        else:
+            same = t.resolve() == s.resolve()
+        if same:
+            raise CheckpointError(
+                f"{t}: refusing to overwrite an input file ({s}). Choose another output name."
+            )
+
+
+@contextlib.contextmanager
+def atomic_writer(path: PathLike, *, inputs: Iterable[PathLike] = ()) -> Iterator[Path]:
+    """Yield a temporary path in ``path``'s folder; on success it atomically replaces ``path``.
+
+    The temp file is fsync'ed, renamed over the target with ``os.replace`` and the folder is
+    fsync'ed, so the target is always either the old file or the complete new one. On any
+    exception (KeyboardInterrupt included) the temp file is removed and the old file is left
+    untouched. A full disk (ENOSPC, EDQUOT, EFBIG) becomes a :class:`CheckpointError` saying
+    "not enough space in <dir>". ``inputs`` are files that must not be overwritten.
+    """
+    target = Path(path)
+    check_not_overwriting(target, inputs)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise CheckpointError(f"{target}: cannot save, the folder {folder} does not exist.")
+    if target.is_dir():
+        raise CheckpointError(f"{target}: cannot save, a folder of that name exists.")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise _write_error(target, e) from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, _file_mode())
+        os.replace(tmp, target)
+        _fsync_dir(folder)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(e, OSError):
+            raise _write_error(target, e) from e
+        raise
+
+
+def _write_error(target: Path, e: OSError) -> CheckpointError:
+    folder = target.parent
+    if e.errno in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", -1)):
+        return CheckpointError(
+            f"{target}: not enough space in {folder} to save the file ({os.strerror(e.errno)}). "
+            "Free some space or choose another folder; the previous file (if any) is intact."
+        )
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return CheckpointError(
+            f"{target}: cannot write in {folder} ({os.strerror(e.errno)}). Choose a folder you "
+            "can write to."
+        )
+    return CheckpointError(f"{target}: saving failed ({_short(e)}); the previous file is intact.")
+
+
+def atomic_write_bytes(path: PathLike, data: bytes, *, inputs: Iterable[PathLike] = ()) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_writer`)."""
+    with atomic_writer(path, inputs=inputs) as tmp, open(tmp, "wb") as f:
+        view = memoryview(data)
+        # Chunked so an interrupt or a size limit strikes mid-file, as it would for a real save.
+        for i in range(0, len(view), 1 << 24):
+            f.write(view[i : i + (1 << 24)])
+        f.flush()
+
+
+def save_safetensors(
+    tensors: Mapping[str, torch.Tensor],
+    path: PathLike,
+    metadata: Mapping[str, str] | None = None,
+    *,
+    inputs: Iterable[PathLike] = (),
+) -> None:
+    """Save ``tensors`` as ``.safetensors`` atomically, with string ``metadata``.
+
+    A checksum of the tensors is stored under ``jojogan.tensors_sha256`` and checked by
+    :func:`load_file`, so a file damaged later is reported instead of loaded.
+    """
+    from safetensors.torch import save as _st_save
+
+    meta: dict[str, str] = {}
+    for k, v in (metadata or {}).items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise TypeError(f"safetensors metadata must map str to str; got {k!r}: {v!r}")
+        meta[k] = v
+    out: dict[str, torch.Tensor] = {}
+    for k, t in tensors.items():
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"save_safetensors: '{k}' is a {type(t).__name__}, not a tensor")
+        out[k] = t.detach().to("cpu").contiguous().clone()
+    meta[_SHA_KEY] = tensors_sha256(out)
+    try:
+        data = _st_save(out, metadata=meta)
+    except Exception as e:
+        raise CheckpointError(f"{path}: cannot serialise the tensors ({_short(e)}).") from None
+    atomic_write_bytes(path, data, inputs=inputs)
+
+
+# --------------------------------------------------------------------------------------------
+# Layouts
+# --------------------------------------------------------------------------------------------
+
+LAYOUT_ROSINALITY = "rosinality"
+LAYOUT_ROSINALITY_TRAINING = "rosinality-training"
+LAYOUT_JOJOGAN_STYLE = "jojogan-style"
+LAYOUT_GENERATOR = "generator"
+LAYOUT_DISCRIMINATOR = "discriminator"
+LAYOUT_PSP_ENCODER = "psp-encoder"
+LAYOUT_ARCFACE = "arcface"
+LAYOUT_UNKNOWN = "unknown"
+
+_PARTS = ("g_ema", "g", "d")
+_TRAINING_KEYS = {"args", "g_optim", "d_optim", "ada_aug_p"}
+
+
+def _unflatten(obj: Any) -> Any:
+    """``{"g_ema.style.1.weight": t, "latent_avg": t}`` (as in .safetensors) -> nested dicts."""
+    if not isinstance(obj, Mapping) or not obj:
+        return obj
+    if not all(isinstance(k, str) for k in obj):
+        return obj
+    tops = {k.split(".", 1)[0] for k in obj}
+    if not tops <= {*_PARTS, "latent_avg"} or not tops & set(_PARTS):
+        return obj
+    if any("." not in k for k in obj if k != "latent_avg"):
+        return obj
+    nested: dict[str, Any] = {}
+    for k, v in obj.items():
+        if k == "latent_avg":
+            nested[k] = v
+        else:
+            top, rest = k.split(".", 1)
+            nested.setdefault(top, {})[rest] = v
+    return nested
+
+
+def _is_tensor_dict(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def _looks_generator(keys: set[str]) -> bool:
+    return "style.1.weight" in keys or "input.input" in keys or "conv1.conv.weight" in keys
+
+
+def _looks_discriminator(keys: set[str]) -> bool:
+    return any(k.startswith(("final_linear.", "final_conv.")) for k in keys) or (
+        "convs.0.0.weight" in keys
+    )
+
+
+def detect_layout(obj: Any) -> str:
+    """Recognise a loaded checkpoint's layout from its keys (never from the file name).
+
+    Returns one of ``"rosinality"`` (any subset of ``g_ema, g, d, latent_avg``),
+    ``"rosinality-training"`` (the same plus ``args``/``g_optim``/``d_optim``/``ada_aug_p``),
+    ``"jojogan-style"`` (exactly ``{"g": state_dict}``), ``"generator"`` / ``"discriminator"``
+    (bare state dicts), ``"psp-encoder"`` (e4e / ReStyle / pSp: ``state_dict`` with ``encoder.``
+    keys), ``"arcface"`` (IR-SE backbone: ``input_layer.``, ``body.``, ``output_layer.``),
+    ``"unknown"``.
+    """
+    obj = _unflatten(obj)
+    if not isinstance(obj, Mapping) or not obj:
+        return LAYOUT_UNKNOWN
+    keys = {k for k in obj if isinstance(k, str)}
+    parts = keys & set(_PARTS)
+    if parts and all(isinstance(obj[k], Mapping) for k in parts):
+        if keys & _TRAINING_KEYS:
+            return LAYOUT_ROSINALITY_TRAINING
+        if keys == {"g"}:
+            return LAYOUT_JOJOGAN_STYLE
+        return LAYOUT_ROSINALITY
+    if isinstance(obj.get("state_dict"), Mapping):
+        sub = {k for k in obj["state_dict"] if isinstance(k, str)}
+        if any(k.startswith(("encoder.", "decoder.")) for k in sub):
+            return LAYOUT_PSP_ENCODER
+        inner = detect_layout(obj["state_dict"])
+        if inner in (LAYOUT_ARCFACE, LAYOUT_PSP_ENCODER):
+            return inner
+    if _is_tensor_dict(obj):
+        if any(k.startswith(("encoder.", "decoder.")) for k in keys):
+            return LAYOUT_PSP_ENCODER
+        if _looks_generator(keys):
+            return LAYOUT_GENERATOR
+        if "input_layer.0.weight" in keys and any(k.startswith("body.") for k in keys):
+            if any(k.startswith("output_layer.") for k in keys):
+                return LAYOUT_ARCFACE
+            return LAYOUT_PSP_ENCODER  # an encoder state dict saved without its prefix
+        if _looks_discriminator(keys):
+            return LAYOUT_DISCRIMINATOR
+    return LAYOUT_UNKNOWN
+
+
+def _keys_summary(keys: Iterable[str], n: int = 8) -> str:
+    ks = sorted(str(k) for k in keys)
+    return ", ".join(ks[:n]) + (f", ... ({len(ks)} in all)" if len(ks) > n else "")
+
+
+def _wrong_layout_message(p: Path, layout: str, obj: Any, wanted: str) -> str:
+    if layout == LAYOUT_PSP_ENCODER:
+        return (
+            f"{p}: this is an e4e/ReStyle/pSp encoder file (a state_dict with encoder./decoder. "
+            f"keys and its opts), not {wanted}. Give it to the encoder input instead, and give a "
+            "StyleGAN2 generator file (e.g. stylegan2-ffhq-config-f.pt) here."
+        )
+    if layout == LAYOUT_ARCFACE:
+        return (
+            f"{p}: this is an ArcFace IR-SE50 face-recognition model (model_ir_se50.pth: "
+            f"input_layer/body/output_layer keys), not {wanted}. Use it for the identity loss, "
+            "and give a StyleGAN2 generator file here."
+        )
+    if layout == LAYOUT_DISCRIMINATOR:
+        return (
+            f"{p}: this file holds only a StyleGAN2 discriminator (convs/final_conv/final_linear "
+            f"keys), not {wanted}. Give a file with a generator (g_ema or g)."
+        )
+    top = _keys_summary(obj.keys()) if isinstance(obj, Mapping) else type(obj).__name__
+    return (
+        f"{p}: not a StyleGAN2 checkpoint in rosinality's layout (found: {top}). Expected "
+        "{g_ema, g, d, latent_avg} (any of them), a JoJoGAN style file {g}, or a generator "
+        "state dict (style.1.weight, input.input, conv1.*, convs.*, to_rgbs.*, noises.*). "
+        "NVIDIA .pkl files must be converted first."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Config inference from shapes
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Constructor arguments of :class:`jojogan.stylegan2.Generator`, inferred from a file.
+
+    ``channels`` maps resolution -> width and is set only when the widths do not follow
+    rosinality's table for some ``channel_multiplier``.
+    """
+
+    size: int
+    style_dim: int = 512
+    n_mlp: int = 8
+    channel_multiplier: int | None = 2
+    channels: dict[int, int] | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {"style_dim": self.style_dim, "n_mlp": self.n_mlp}
+        if self.channels is not None:
+            kw["channels"] = dict(self.channels)
+            kw["channel_max"] = max(self.channels.values())
+        else:
+            kw["channel_multiplier"] = self.channel_multiplier
+        return kw
+
+    def describe(self) -> str:
+        width = (
+            f"channel_multiplier {self.channel_multiplier}"
+            if self.channels is None
+            else f"channels {self.channels}"
+        )
+        return f"{self.size} px generator (style_dim {self.style_dim}, n_mlp {self.n_mlp}, {width})"
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    """Constructor arguments of :class:`jojogan.stylegan2.Discriminator`, inferred from a file."""
+
+    size: int
+    channel_multiplier: int | None = 2
+    channels: dict[int, int] | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        if self.channels is not None:
+            return {"channels": dict(self.channels), "channel_max": max(self.channels.values())}
+        return {"channel_multiplier": self.channel_multiplier}
+
+    def describe(self) -> str:
+        width = (
+            f"channel_multiplier {self.channel_multiplier}"
+            if self.channels is None
+            else f"channels {self.channels}"
+        )
+        return f"{self.size} px discriminator ({width})"
+
+
+def _shape(sd: Mapping[str, torch.Tensor], key: str, p: Path, what: str) -> tuple[int, ...]:
+    t = sd.get(key)
+    if not isinstance(t, torch.Tensor):
+        raise CheckpointError(
+            f"{p}: {what}: key '{key}' is missing, so the architecture cannot be inferred "
+            f"(keys found: {_keys_summary(sd.keys())}). The file is not a complete StyleGAN2 "
+            f"{what} in rosinality's layout."
+        )
+    return tuple(t.shape)
+
+
+def _count_indexed(keys: Iterable[str], prefix: str) -> set[int]:
+    out = set()
+    for k in keys:
+        if k.startswith(prefix):
+            head = k[len(prefix) :].split(".", 1)[0]
+            if head.isdigit():
+                out.add(int(head))
+    return out
+
+
+def _match_multiplier(size: int, channels: dict[int, int]) -> int | None:
+    """The channel multiplier whose table (rosinality's, as the project's modules build it)
+    gives exactly these widths, or None."""
+    from jojogan.stylegan2 import channel_table
+
+    for m in (2, 1, 4, 8):
+        if channel_table(size, m) == channels:
+            return m
+    return None
+
+
+def _log2_size(n_blocks: int, p: Path, what: str) -> int:
+    size = 2 ** (n_blocks + 2)
+    if not 16 <= size <= 1024:
+        raise CheckpointError(
+            f"{p}: {what}: {n_blocks} resolution blocks found, i.e. {size} px; supported "
+            "resolutions are powers of two from 16 to 1024 px."
+        )
+    return size
+
+
+def infer_generator_config(
+    sd: Mapping[str, torch.Tensor], *, source: PathLike = "<state dict>"
+) -> GeneratorConfig:
+    """Infer ``size, style_dim, n_mlp`` and channel widths from a generator state dict.
+
+    size: from the number of ``to_rgbs.N`` (``log2(size) - 2`` of them, 8 at 1024 px);
+    style_dim: ``style.1.weight``'s input width; n_mlp: the number of ``style.N.weight``;
+    widths: ``input.input`` and the first conv of every resolution.
+    """
+    p = Path(source)
+    what = "generator"
+    keys = set(sd)
+    mlp = sorted(_count_indexed((k for k in keys if k.endswith(".weight")), "style."))
+    if not mlp:
+        _shape(sd, "style.1.weight", p, what)
+    style_dim = _shape(sd, "style.1.weight", p, what)[1]
+    n_rgb = _count_indexed(keys, "to_rgbs.")
+    n_noise = {int(k.rsplit("_", 1)[1]) for k in keys if k.startswith("noises.noise_")}
+    if n_rgb:
+        n_blocks = max(n_rgb) + 1
+    elif n_noise:
+        n_blocks = (max(n_noise)) // 2
+    else:
+        n_blocks = (max(_count_indexed(keys, "convs."), default=-1) + 1) // 2
+    size = _log2_size(n_blocks, p, what)
+    channels = {4: _shape(sd, "input.input", p, what)[1]}
+    for i in range(n_blocks):
+        channels[8 << i] = _shape(sd, f"convs.{2 * i}.conv.weight", p, what)[1]
+    mult = _match_multiplier(size, channels)
+    return GeneratorConfig(
+        size=size,
+        style_dim=int(style_dim),
+        n_mlp=len(mlp),
+        channel_multiplier=mult,
+        channels=None if mult is not None else channels,
+    )
+
+
+def infer_discriminator_config(
+    sd: Mapping[str, torch.Tensor], *, source: PathLike = "<state dict>"
+) -> DiscriminatorConfig:
+    """Infer ``size`` and channel widths from a discriminator state dict.
+
+    size: ``convs.0`` is the 1x1 from-RGB layer and ``convs.1..K`` are ``K = log2(size) - 2``
+    down-sampling residual blocks; widths from ``convs.0.0.weight`` and each block's conv2.
+    """
+    p = Path(source)
+    what = "discriminator"
+    blocks = _count_indexed(sd.keys(), "convs.") - {0}
+    size = _log2_size(max(blocks, default=0), p, what)
+    channels = {size: _shape(sd, "convs.0.0.weight", p, what)[0]}
+    for j in range(1, max(blocks) + 1):
+        channels[size >> j] = _shape(sd, f"convs.{j}.conv2.1.weight", p, what)[0]
+    channels = dict(sorted(channels.items()))
+    mult = _match_multiplier(size, channels)
+    return DiscriminatorConfig(
+        size=size, channel_multiplier=mult, channels=None if mult is not None else channels
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Strict loading
+# --------------------------------------------------------------------------------------------
+
+
+def check_finite(
+    state_dict: Mapping[str, torch.Tensor], *, source: PathLike, what: str = "weights"
+) -> None:
+    """Refuse NaN/inf in any floating tensor, naming the tensors and the counts."""
+    bad = []
+    for k, t in state_dict.items():
+        if isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex()):
+            n = int((~torch.isfinite(t)).sum())
+            if n:
+                bad.append(f"{k} ({n} of {t.numel()} values)")
+    if bad:
+        shown = ", ".join(bad[:5]) + (f", ... ({len(bad)} tensors)" if len(bad) > 5 else "")
+        raise CheckpointError(
+            f"{source}: {what} contain NaN or infinite values: {shown}. The model is broken "
+            "(a diverged training run or a damaged file); use another copy."
+        )
+
+
+def _list(items: list[str], n: int = 10) -> str:
+    return ", ".join(items[:n]) + (f", ... ({len(items)} in all)" if len(items) > n else "")
+
+
+def load_state_dict_strict(
+    module: nn.Module,
+    state_dict: Mapping[str, Any],
+    *,
+    source: PathLike,
+    what: str,
+) -> None:
+    """Load ``state_dict`` into ``module`` with every key and shape matched, or raise ONE error.
+
+    The :class:`CheckpointError` names the file, the part (``what``), the missing keys, the
+    unexpected keys and the shape mismatches (lists truncated when long). NaN/inf weights are
+    refused before anything is copied, so a failed load leaves ``module`` unchanged.
+    """
+    expected = module.state_dict()
+    if not isinstance(state_dict, Mapping):
+        raise CheckpointError(
+            f"{source}: {what} is a {type(state_dict).__name__}, not a state dict of tensors."
+        )
+    not_tensor = [k for k, v in state_dict.items() if not isinstance(v, torch.Tensor)]
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [str(k) for k in state_dict if k not in expected]
+    shapes = [
+        f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if isinstance(state_dict.get(k), torch.Tensor) and state_dict[k].shape != v.shape
+    ]
+    if missing or unexpected or shapes or not_tensor:
+        lines = [f"{source}: {what} does not match the model ({type(module).__name__})."]
+        if missing:
+            lines.append(f"Missing keys ({len(missing)}): {_list(missing)}.")
+        if unexpected:
+            lines.append(f"Unexpected keys ({len(unexpected)}): {_list(unexpected)}.")
+        if shapes:
+            lines.append(f"Shape mismatches ({len(shapes)}): {_list(shapes, 6)}.")
+        if not_tensor:
+            lines.append(f"Not tensors: {_list(not_tensor)}.")
+        lines.append(
+            "The file has another architecture or resolution, or is damaged; give the file "
+            "that matches this model."
+        )
+        raise CheckpointError(" ".join(lines))
+    check_finite(state_dict, source=source, what=what)
+    try:
+        module.load_state_dict(dict(state_dict), strict=True)
+    except Exception as e:  # dtype that cannot be cast, etc.
+        raise CheckpointError(f"{source}: {what} could not be loaded ({_short(e)}).") from None
+
+
+# --------------------------------------------------------------------------------------------
+# StyleGAN2 checkpoints
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class StyleGAN2Checkpoint:
+    """A StyleGAN2 checkpoint loaded strictly.
+
+    ``g_ema`` (the averaged generator, used for inference), ``g`` (the training copy) and ``d``
+    (the discriminator) are modules or None when the file lacks them. JoJoGAN's fine-tuning needs
+    ``d`` (its loss uses the frozen discriminator's features): a ``g_ema``-only file is fine for
+    inference but cannot fine-tune. ``latent_avg`` is the mean W code ``[style_dim]`` or None.
+    """
+
+    source: Path
+    layout: str
+    size: int
+    config: GeneratorConfig
+    g_ema: nn.Module | None = None
+    g: nn.Module | None = None
+    d: nn.Module | None = None
+    latent_avg: torch.Tensor | None = None
+    d_config: DiscriminatorConfig | None = None
+    args: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def generator(self) -> nn.Module:
+        """``g_ema`` when present, else ``g`` (a JoJoGAN style file holds only ``g``)."""
+        gen = self.g_ema if self.g_ema is not None else self.g
+        assert gen is not None
+        return gen
+
+
+def _generator_parts(p: Path, obj: Any, wanted: str) -> tuple[str, dict[str, Any]]:
+    """Split a loaded object into ``{g_ema, g, d, latent_avg, args}`` or raise."""
+    obj = _unflatten(obj)
+    layout = detect_layout(obj)
+    if layout in (LAYOUT_ROSINALITY, LAYOUT_ROSINALITY_TRAINING, LAYOUT_JOJOGAN_STYLE):
+        parts = {k: obj[k] for k in (*_PARTS, "latent_avg") if k in obj}
+        if "g_ema" not in parts and "g" not in parts:
+            raise CheckpointError(_wrong_layout_message(p, LAYOUT_DISCRIMINATOR, obj, wanted))
+        args = obj.get("args")
+        if isinstance(args, argparse.Namespace):
+            parts["args"] = vars(args)
+        elif isinstance(args, Mapping):
+            parts["args"] = dict(args)
+        return layout, parts
+    if layout == LAYOUT_GENERATOR:
+        return layout, {"g_ema": obj}
+    raise CheckpointError(_wrong_layout_message(p, layout, obj, wanted))
+
+
+def _check_parts_are_state_dicts(p: Path, parts: Mapping[str, Any]) -> None:
+    for name in _PARTS:
+        sd = parts.get(name)
+        if sd is None:
+            continue
+        bad = [str(k) for k, v in sd.items() if not isinstance(v, torch.Tensor)]
+        if bad or not all(isinstance(k, str) for k in sd):
+            raise CheckpointError(
+                f"{p}: '{name}' is not a state dict of tensors (non-tensor entries: "
+                f"{_list(bad)}). The file is not in rosinality's layout."
+            )
+
+
+def _size_error(p: Path, what: str, got: int, want: int) -> CheckpointError:
+    return CheckpointError(
+        f"{p}: this is a {got} px {what} where a {want} px one is expected. Give a {want} px "
+        f"checkpoint (e.g. stylegan2-ffhq-config-f.pt for 1024 px faces), or set the "
+        f"resolution to {got}."
+    )
+
+
+def load_stylegan2(
+    path: PathLike,
+    *,
+    device: str | torch.device = "cpu",
+    expect_size: int | None = None,
+    parts: Iterable[str] = _PARTS,
+) -> StyleGAN2Checkpoint:
+    """Load a StyleGAN2 checkpoint in rosinality's layout strictly, inferring its config.
+
+    Accepts ``{g_ema, g, d, latent_avg}`` (any subset, generator required), rosinality training
+    checkpoints (``args``, optimiser states and ``ada_aug_p`` are read and ignored; ``args``
+    kept as a dict), JoJoGAN style files ``{"g": ...}``, a bare generator state dict, and the
+    same flattened as ``.safetensors`` (``g_ema.style.1.weight``, ...). ``parts`` selects which
+    of ``g_ema, g, d`` are built (all present ones by default).
+    """
+    from jojogan import stylegan2
+
+    p = Path(path)
+    wanted = "a StyleGAN2 generator checkpoint"
+    obj = load_file(p, map_location="cpu")
+    layout, found = _generator_parts(p, obj, wanted)
+    _check_parts_are_state_dicts(p, found)
+    selected = [k for k in _PARTS if k in set(parts) and k in found]
+    gen_names = [k for k in ("g_ema", "g") if k in found]
+    gcfg = infer_generator_config(found[gen_names[0]], source=p)
+    for other in gen_names[1:]:
+        ocfg = infer_generator_config(found[other], source=p)
+        if ocfg != gcfg:
+            raise CheckpointError(
+                f"{p}: '{gen_names[0]}' ({gcfg.describe()}) and '{other}' ({ocfg.describe()}) "
+                "have different architectures; the file is inconsistent."
+            )
+    if expect_size is not None and gcfg.size != int(expect_size):
+        raise _size_error(p, "generator", gcfg.size, int(expect_size))
+    dcfg = None
+    if "d" in found:
+        dcfg = infer_discriminator_config(found["d"], source=p)
+        if dcfg.size != gcfg.size:
+            raise CheckpointError(
+                f"{p}: its discriminator is {dcfg.size} px but its generator is {gcfg.size} px; "
+                "the file is inconsistent."
+            )
+    latent_avg = found.get("latent_avg")
+    if latent_avg is not None:
+        if not isinstance(latent_avg, torch.Tensor) or latent_avg.shape[-1:] != (gcfg.style_dim,):
+            shape = tuple(latent_avg.shape) if isinstance(latent_avg, torch.Tensor) else latent_avg
+            raise CheckpointError(
+                f"{p}: latent_avg has shape {shape}, expected [{gcfg.style_dim}] (the mean W of "
+                "this generator)."
+            )
+        check_finite({"latent_avg": latent_avg}, source=p, what="latent_avg")
+        latent_avg = latent_avg.detach().to(device=device, dtype=torch.float32)
+    for name in selected:  # refuse NaN before building anything
+        check_finite(found[name], source=p, what=f"'{name}'")
+    ckpt = StyleGAN2Checkpoint(
+        source=p,
+        layout=layout,
+        size=gcfg.size,
+        config=gcfg,
+        latent_avg=latent_avg,
+        d_config=dcfg,
+        args=found.get("args"),
+    )
+    for name in selected:
+        if name == "d":
+            assert dcfg is not None
+            module = stylegan2.Discriminator(dcfg.size, **dcfg.kwargs())
+        else:
+            module = stylegan2.Generator(gcfg.size, **gcfg.kwargs())
+        module = module.to(device)
+        load_state_dict_strict(module, found[name], source=p, what=f"'{name}'")
+        module.eval().requires_grad_(False)
+        setattr(ckpt, name, module)
+    return ckpt
+
+
+def load_generator_weights(path: PathLike, generator: nn.Module, *, part: str | None = None) -> str:
+    """Load a generator's weights from ``path`` strictly into an existing ``generator``.
+
+    For JoJoGAN style files (``{"g": generator.state_dict()}``, the released styles) and any
+    other layout holding a generator (``g_ema`` is preferred over ``g`` unless ``part`` says).
+    The file's architecture (inferred from shapes) must equal the given generator's, else a
+    :class:`CheckpointError` names both. Returns the layout name.
+    """
+    p = Path(path)
+    obj = load_file(p, map_location="cpu")
+    layout, found = _generator_parts(p, obj, "a StyleGAN2 generator")
+    _check_parts_are_state_dicts(p, found)
+    if part is None:
+        part = "g_ema" if "g_ema" in found else "g"
+    if part not in found:
+        raise CheckpointError(
+            f"{p}: has no '{part}' generator (it holds: {_keys_summary(found.keys())})."
+        )
+    sd = found[part]
+    file_cfg = infer_generator_config(sd, source=p)
+    model_cfg = infer_generator_config(generator.state_dict(), source="<model>")
+    if file_cfg != model_cfg:
+        raise CheckpointError(
+            f"{p}: holds a {file_cfg.describe()}, but the model is a {model_cfg.describe()}. "
+            "The style file was made for another base model; use the base model it was "
+            "trained from."
+        )
+    load_state_dict_strict(generator, sd, source=p, what=f"'{part}'")
+    return layout
+
+
+def save_stylegan2(
+    path: PathLike,
+    *,
+    g_ema: nn.Module | Mapping[str, torch.Tensor] | None = None,
+    g: nn.Module | Mapping[str, torch.Tensor] | None = None,
+    d: nn.Module | Mapping[str, torch.Tensor] | None = None,
+    latent_avg: torch.Tensor | None = None,
+    metadata: Mapping[str, str] | None = None,
+    inputs: Iterable[PathLike] = (),
+) -> None:
+    """Save StyleGAN2 parts as one ``.safetensors`` (keys ``g_ema.*``, ``g.*``, ``d.*``,
+    ``latent_avg``) atomically; :func:`load_stylegan2` reads it back."""
+    flat: dict[str, torch.Tensor] = {}
+    for name, part in (("g_ema", g_ema), ("g", g), ("d", d)):
+        if part is None:
+            continue
+        sd = part.state_dict() if isinstance(part, nn.Module) else part
+        for k, v in sd.items():
+            flat[f"{name}.{k}"] = v
+    if not flat:
+        raise ValueError("save_stylegan2: give at least one of g_ema, g, d")
+    if latent_avg is not None:
+        flat["latent_avg"] = latent_avg
+    check_finite(flat, source=path, what="the weights to save")
+    save_safetensors(flat, path, metadata, inputs=inputs)
