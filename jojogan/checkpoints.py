@@ -209,7 +209,17 @@ _NVIDIA_MODULES = ("dnnlib", "torch_utils", "training", "legacy", "metrics")
 
 
 def _is_allowed_global(name: str) -> bool:
-    return name in _ALLOWED_GLOBALS or name.startswith("torch.") or name.startswith("torch ")
+    return name in _ALLOWED_GLOBALS or name.startswith("torch.")
+
+
+def _is_tensor_global(name: str) -> bool:
+    """Globals that only rebuild tensors/containers (used to word the refusal of plain pickles)."""
+    if name in _ALLOWED_GLOBALS or name in ("torch.Size", "torch.device"):
+        return True
+    module, _, qual = name.rpartition(".")
+    return (module == "torch._utils" and qual.startswith("_rebuild_")) or (
+        module == "torch" and (qual.endswith("Storage") or qual in ("float32", "float16"))
+    )
 
 
 def _scan_one_pickle(f: io.BufferedIOBase) -> tuple[list[str], bool]:
@@ -367,6 +377,9 @@ def _check_pickle(p: Path) -> None:
     if refused:
         raise _refuse_globals(p, refused, "pickle")
     if not is_magic:
+        code = [n for n in names if not _is_tensor_global(n)]
+        if code:
+            raise _refuse_globals(p, code, "pickle")
         raise CheckpointError(
             f"{p}: this is a plain Python pickle, not a PyTorch checkpoint, and plain pickles "
             "are not loaded here. Save the weights with torch.save or as .safetensors."
