@@ -30,6 +30,7 @@ import io
 import json
 import os
 import pickletools
+import re
 import struct
 import tempfile
 import zipfile
@@ -99,7 +100,9 @@ def _safetensors_header_len(head: bytes, size: int) -> int | None:
     if len(head) < 9:
         return None
     (n,) = struct.unpack("<Q", head[:8])
-    if n < 2 or 8 + n > size or head[8:9] != b"{":
+    if head[8:9] != b"{" or n < 2:
+        return None
+    if 8 + n > size and head[9:10] != b'"':  # a damaged one still starts with {"
         return None
     return n
 
@@ -118,7 +121,7 @@ def sniff(path: PathLike) -> str:
     head = _read_head(p)
     if _safetensors_header_len(head, size) is not None:
         return "safetensors"
-    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+    if head.startswith(b"PK"):  # b"PK\x03\x04" (b"PK\x05\x06" when empty), or damaged
         return "zip"
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return "pickle"
@@ -205,6 +208,7 @@ _ALLOWED_GLOBALS = {
     "builtins.complex",
     "_codecs.encode",
 }
+_MAX_PICKLE_BYTES = 1 << 28  # the object tree of a checkpoint, not its tensor data
 _NVIDIA_MODULES = ("dnnlib", "torch_utils", "training", "legacy", "metrics")
 
 
@@ -262,8 +266,8 @@ def _scan_one_pickle(f: io.BufferedIOBase) -> tuple[list[str], bool]:
     return found, is_magic
 
 
-def _scan_stream(data: bytes) -> tuple[list[str], bool]:
-    f = io.BytesIO(data)
+def _scan_stream(data: bytes | io.IOBase) -> tuple[list[str], bool]:
+    f = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
     found, is_magic = _scan_one_pickle(f)
     if is_magic:
         for _ in range(4):
@@ -343,9 +347,14 @@ def _check_zip(p: Path) -> None:
                 )
             refused: list[str] = []
             for name in pickles:
+                if zf.getinfo(name).file_size > _MAX_PICKLE_BYTES:
+                    raise CheckpointError(
+                        f"{p}: the file is corrupt or not a checkpoint ({name} inside it claims "
+                        f"{zf.getinfo(name).file_size} bytes). Download it again."
+                    )
                 try:
                     names = scan_pickle_globals(zf.read(name))
-                except ValueError as e:
+                except Exception as e:
                     raise CheckpointError(
                         f"{p}: the file is corrupt ({name} inside it is not a valid pickle: "
                         f"{_short(e, 120)}). Download it again."
@@ -364,11 +373,10 @@ def _check_zip(p: Path) -> None:
 
 def _check_pickle(p: Path) -> None:
     """Refuse a legacy/plain pickle that needs code, and a plain pickle that is no torch file."""
-    with open(p, "rb") as f:
-        data = f.read()
     try:
-        names, is_magic = _scan_stream(data)
-    except ValueError as e:
+        with open(p, "rb") as f:
+            names, is_magic = _scan_stream(f)
+    except Exception as e:  # malformed opcodes: ValueError, struct.error, MemoryError
         raise CheckpointError(
             f"{p}: the file is truncated or corrupt (its pickle data is malformed: "
             f"{_short(e, 120)}). Download it again."
@@ -443,10 +451,11 @@ def load_file(path: PathLike, *, map_location: Any = "cpu") -> Any:
     except Exception as e:
         text = str(e)
         if "Weights only load failed" in text or "Unsupported global" in text:
-            detail = text.split("WeightsUnpickler error:")[-1].strip().split("\n")[0]
+            found = re.findall(r"GLOBAL ([\w.]+) was not an allowed global", text)
+            detail = ", ".join(found) or text.split("WeightsUnpickler error:")[-1].strip()[:120]
             raise CheckpointError(
                 f"{p}: refused to load: it needs Python objects other than tensors "
-                f"({detail[:200]}). Loading it would run code from the file, which is never "
+                f"({detail}). Loading it would run code from the file, which is never "
                 "done here. If you trust the file, re-save its tensors with torch.save or as "
                 ".safetensors and load that."
             ) from None
@@ -972,7 +981,7 @@ def check_finite(
     if bad:
         shown = ", ".join(bad[:5]) + (f", ... ({len(bad)} tensors)" if len(bad) > 5 else "")
         raise CheckpointError(
-            f"{source}: {what} contain NaN or infinite values: {shown}. The model is broken "
+            f"{source}: {what}: NaN or infinite values in {shown}. The model is broken "
             "(a diverged training run or a damaged file); use another copy."
         )
 
@@ -1096,10 +1105,10 @@ def _check_parts_are_state_dicts(p: Path, parts: Mapping[str, Any]) -> None:
 
 
 def _size_error(p: Path, what: str, got: int, want: int) -> CheckpointError:
+    example = " (e.g. stylegan2-ffhq-config-f.pt for faces)" if want == 1024 else ""
     return CheckpointError(
         f"{p}: this is a {got} px {what} where a {want} px one is expected. Give a {want} px "
-        f"checkpoint (e.g. stylegan2-ffhq-config-f.pt for 1024 px faces), or set the "
-        f"resolution to {got}."
+        f"checkpoint{example}, or set the resolution to {got}."
     )
 
 
