@@ -975,8 +975,8 @@ def check_finite(
     bad = []
     for k, t in state_dict.items():
         if isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex()):
-            n = int((~torch.isfinite(t)).sum())
-            if n:
+            if not bool(torch.isfinite(t).all()):
+                n = int((~torch.isfinite(t)).sum())
                 bad.append(f"{k} ({n} of {t.numel()} values)")
     if bad:
         shown = ", ".join(bad[:5]) + (f", ... ({len(bad)} tensors)" if len(bad) > 5 else "")
@@ -996,12 +996,14 @@ def load_state_dict_strict(
     *,
     source: PathLike,
     what: str,
+    check_values: bool = True,
 ) -> None:
     """Load ``state_dict`` into ``module`` with every key and shape matched, or raise ONE error.
 
     The :class:`CheckpointError` names the file, the part (``what``), the missing keys, the
     unexpected keys and the shape mismatches (lists truncated when long). NaN/inf weights are
-    refused before anything is copied, so a failed load leaves ``module`` unchanged.
+    refused before anything is copied (unless ``check_values=False``: the caller already ran
+    :func:`check_finite`), so a failed load leaves ``module`` unchanged.
     """
     expected = module.state_dict()
     if not isinstance(state_dict, Mapping):
@@ -1031,7 +1033,8 @@ def load_state_dict_strict(
             "that matches this model."
         )
         raise CheckpointError(" ".join(lines))
-    check_finite(state_dict, source=source, what=what)
+    if check_values:
+        check_finite(state_dict, source=source, what=what)
     try:
         module.load_state_dict(dict(state_dict), strict=True)
     except Exception as e:  # dtype that cannot be cast, etc.
@@ -1182,7 +1185,7 @@ def load_stylegan2(
         else:
             module = stylegan2.Generator(gcfg.size, **gcfg.kwargs())
         module = module.to(device)
-        load_state_dict_strict(module, found[name], source=p, what=f"'{name}'")
+        load_state_dict_strict(module, found[name], source=p, what=f"'{name}'", check_values=False)
         module.eval().requires_grad_(False)
         setattr(ckpt, name, module)
     return ckpt

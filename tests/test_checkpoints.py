@@ -465,3 +465,52 @@ def test_refuses_to_overwrite_an_input(tmp_path):
             ck.save_safetensors({"w": torch.zeros(2)}, target, inputs=[src])
     assert src.read_bytes() == old
     ck.save_safetensors({"w": torch.zeros(2)}, tmp_path / "other.safetensors", inputs=[src])
+
+
+def test_fp16_safetensors_style_file_loads_into_float32_generator(tmp_path):
+    g = tiny_g(10)
+    path = tmp_path / "style_fp16.safetensors"
+    ck.save_safetensors({k: v.half() for k, v in g.state_dict().items()}, path)
+    target = tiny_g(11)
+    ck.load_generator_weights(path, target)
+    for k, v in target.state_dict().items():
+        assert v.dtype == torch.float32
+        assert torch.equal(v, g.state_dict()[k].half().float()), k
+
+
+@pytest.mark.slow
+def test_full_1024_checkpoint_loads_strictly_and_refuses_a_256_generator(tmp_path):
+    """The FFHQ config-f layout at full size: {g_ema, g, d, latent_avg}, ~83 M parameters."""
+    torch.manual_seed(0)
+    g_ema, d = Generator(1024), Discriminator(1024)
+    path = tmp_path / "stylegan2-ffhq-config-f.pt"
+    torch.save(
+        {
+            "g_ema": g_ema.state_dict(),
+            "g": g_ema.state_dict(),
+            "d": d.state_dict(),
+            "latent_avg": torch.randn(512),
+        },
+        path,
+    )
+    t0 = time.perf_counter()
+    out = ck.load_stylegan2(path, expect_size=1024)
+    seconds = time.perf_counter() - t0
+    assert out.config == ck.GeneratorConfig(1024, 512, 8, 2) and out.g_ema.n_latent == 18
+    assert out.d_config == ck.DiscriminatorConfig(1024, 2)
+    assert_same_weights(out.g_ema, g_ema)
+    assert_same_weights(out.d, d)
+    print(f"1024 px {{g_ema, g, d, latent_avg}} load: {seconds:.1f} s")
+
+    style = tmp_path / "jojo.pt"
+    torch.save({"g": g_ema.state_dict()}, style)
+    target = Generator(1024)
+    ck.load_generator_weights(style, target)
+    assert_same_weights(target, g_ema)
+
+    small = tmp_path / "stylegan2-church-config-f.pt"
+    torch.save({"g_ema": Generator(256).state_dict()}, small)
+    with pytest.raises(CheckpointError, match="256 px generator where a 1024 px one is expected"):
+        ck.load_stylegan2(small, expect_size=1024)
+    with pytest.raises(CheckpointError, match="another base model"):
+        ck.load_generator_weights(small, target)
