@@ -1,0 +1,820 @@
+"""Train the toy-faces base model: a small StyleGAN2, its discriminator and an e4e-like encoder.
+
+    python -m jojogan.toy.train --out runs/toy --steps 20000            # full recipe (GPU)
+    python -m jojogan.toy.train --out runs/toy --steps 40 --resume      # continue a run
+
+Phases (each optional, run in this order, resumable between checkpoints):
+1. `--warm-steps`: supervised warm start of the generator. z's first P coordinates are the normal
+   quantiles of a face's parameters (Phi(z_i) ~ U(0,1) is exactly the renderer's prior), so
+   G(z) can be regressed onto render(params) with a multi-scale L1 (64/32/16 px). FACTS.md: this
+   learns colours and layout but not eyes or mouths; it is a warm start, not a recipe.
+2. `--steps`: adversarial StyleGAN2 training on `photo` renders only (Karras et al. 2020):
+   non-saturating logistic loss, lazy R1 on reals every 16 steps (gamma 0.05 at 64 px), style
+   mixing with p=0.9, an EMA generator, Adam(lr 2e-3, betas 0/0.99) with the lazy-regularisation
+   correction. No path-length regularisation (small model, short run).
+3. `--enc-steps`: a small e4e-like encoder (Tov et al. 2021) from photo renders to W+ =
+   latent_avg + w0 + per-layer offsets; trained on generator samples whose codes are known
+   (latent L2 + reconstruction L1) plus reconstruction of real renders (pixel L1 + discriminator
+   feature L1), with an L2 penalty on the offsets (e4e's delta regulariser).
+
+Writes to `--out`: `toy_stylegan2.safetensors` (g_ema, d, latent_avg; config in metadata),
+`toy_encoder.safetensors`, `train_state.safetensors` (everything needed to resume),
+`model_card.json` + `MODEL_CARD.md` (recipe, steps, wall time, machine, losses) and `samples.png`
+(truncation 1.0 and 0.7, and a coarse/fine mixing grid). Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import platform
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .render import FIELD_INDEX, FIELDS, HAIR_STYLES, FaceParams, render_batch, sample_params
+
+__all__ = [
+    "ToyConfig",
+    "ToyEncoder",
+    "build_models",
+    "load_toy",
+    "main",
+    "params_from_z",
+    "train",
+    "z_from_params",
+]
+
+N_PARAMS = len(FIELDS)
+
+
+# ----------------------------------------------------------------------------------------------
+# Configuration and models
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ToyConfig:
+    """Model sizes and training recipe (stored in the model card and the weights' metadata)."""
+
+    size: int = 64
+    style_dim: int = 128
+    n_mlp: int = 4
+    channels: tuple[int, ...] = (128, 128, 128, 64, 32)  # per resolution 4, 8, ..., size
+    d_channels: tuple[int, ...] | None = None  # default: same as channels
+    enc_width: int = 32
+    batch: int = 8
+    lr: float = 2e-3
+    r1_gamma: float = 0.05
+    r1_every: int = 16
+    mixing: float = 0.9
+    ema_kimg: float = 2.5  # EMA half-life in thousands of images
+    warm_steps: int = 0
+    steps: int = 4000
+    enc_steps: int = 2000
+    enc_lr: float = 1e-3
+    data_size: int = 20000
+    seed: int = 0
+
+    def channel_map(self, which: str = "g") -> dict[int, int]:
+        chans = self.channels if which == "g" or self.d_channels is None else self.d_channels
+        n = int(math.log2(self.size)) - 1
+        if len(chans) != n:
+            raise ValueError(
+                f"ToyConfig: {'d_' if which == 'd' else ''}channels needs {n} widths (one per "
+                f"resolution 4..{self.size}), got {len(chans)}: {chans}"
+            )
+        return {2 ** (i + 2): int(c) for i, c in enumerate(chans)}
+
+
+class ToyEncoder(nn.Module):
+    """Small e4e-like encoder: photo images [B,3,S,S] in [-1,1] -> W+ codes [B,n_latent,style_dim].
+
+    A conv pyramid gives 4x4 (coarse), 8x8 (middle) and 16x16 (fine) maps; w0 comes from the
+    coarse map and every further layer i adds an offset read from its group's map (e4e, Tov et al.
+    2021, Sec. 3.2). W+ = latent_avg + w0 + [0, d_1, ..., d_{n-1}].
+    """
+
+    def __init__(self, size: int, n_latent: int, style_dim: int, width: int = 32) -> None:
+        super().__init__()
+        self.size, self.n_latent, self.style_dim = size, n_latent, style_dim
+        n_down = int(math.log2(size)) - 2  # to 4x4
+        chans = [min(width * 2**i, width * 8) for i in range(n_down + 1)]
+        self.stem = nn.Sequential(nn.Conv2d(3, chans[0], 3, padding=1), nn.LeakyReLU(0.2))
+        self.down = nn.ModuleList()
+        for i in range(n_down):
+            self.down.append(
+                nn.Sequential(
+                    nn.Conv2d(chans[i], chans[i + 1], 3, stride=2, padding=1),
+                    nn.LeakyReLU(0.2),
+                    nn.Conv2d(chans[i + 1], chans[i + 1], 3, padding=1),
+                    nn.GroupNorm(min(8, chans[i + 1]), chans[i + 1]),
+                    nn.LeakyReLU(0.2),
+                )
+            )
+        self.feat_ch = chans
+        self.groups = self.layer_groups(n_latent)
+        self.w0 = nn.Linear(chans[-1] * 16, style_dim)
+        self.heads = nn.ModuleDict()
+        for g, layers in enumerate(self.groups):
+            if layers:  # group g reads the map g levels above the 4x4 one
+                ch = chans[max(len(chans) - 1 - g, 0)]
+                self.heads[str(g)] = nn.Linear(ch * 16, style_dim * len(layers))
+        self.register_buffer("latent_avg", torch.zeros(style_dim))
+        for h in self.heads.values():  # start from w0 alone
+            nn.init.zeros_(h.weight)
+            nn.init.zeros_(h.bias)
+
+    @staticmethod
+    def layer_groups(n_latent: int) -> list[list[int]]:
+        """W+ layers 1.. split into coarse (<4), middle (4-5) and fine (6..) groups."""
+        coarse = [i for i in range(1, n_latent) if i < 4]
+        middle = [i for i in range(1, n_latent) if 4 <= i < 6]
+        fine = [i for i in range(1, n_latent) if i >= 6]
+        return [coarse, middle, fine]
+
+    def forward(self, x: torch.Tensor, return_deltas: bool = False):
+        if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != self.size or x.shape[3] != self.size:
+            raise ValueError(
+                f"ToyEncoder: expected images [B,3,{self.size},{self.size}] in [-1,1], "
+                f"got {tuple(x.shape)}"
+            )
+        h = self.stem(x)
+        maps = [h]
+        for blk in self.down:
+            h = blk(h)
+            maps.append(h)
+        b = x.shape[0]
+        w0 = self.w0(maps[-1].flatten(1))
+        deltas = torch.zeros(b, self.n_latent, self.style_dim, device=x.device, dtype=x.dtype)
+        for g, layers in enumerate(self.groups):
+            if not layers:
+                continue
+            head = self.heads[str(g)]
+            m = maps[max(len(maps) - 1 - g, 0)]
+            m = F.adaptive_avg_pool2d(m, 4).flatten(1)
+            deltas[:, layers] = head(m).view(b, len(layers), self.style_dim)
+        ws = self.latent_avg + w0[:, None] + deltas
+        return (ws, deltas) if return_deltas else ws
+
+
+def build_models(cfg: ToyConfig) -> tuple[nn.Module, nn.Module, ToyEncoder]:
+    """(Generator, Discriminator, ToyEncoder) of the toy configuration (jojogan.stylegan2)."""
+    from jojogan.stylegan2 import Discriminator, Generator
+
+    gch = cfg.channel_map("g")
+    dch = cfg.channel_map("d")
+    g = Generator(cfg.size, cfg.style_dim, cfg.n_mlp, channels=gch, channel_max=max(gch.values()))
+    d = Discriminator(cfg.size, channels=dch, channel_max=max(dch.values()))
+    e = ToyEncoder(cfg.size, g.n_latent, cfg.style_dim, cfg.enc_width)
+    return g, d, e
+
+
+# ----------------------------------------------------------------------------------------------
+# z <-> parameters (the warm start's correspondence)
+# ----------------------------------------------------------------------------------------------
+
+
+def z_from_params(params: np.ndarray, style_dim: int, rng: np.random.Generator) -> np.ndarray:
+    """[N,P] params in [0,1] -> z [N,style_dim]: first P coordinates Phi^-1(params), rest N(0,1)."""
+    from statistics import NormalDist
+
+    if style_dim < N_PARAMS:
+        raise ValueError(f"z_from_params: style_dim must be >= {N_PARAMS}, got {style_dim}")
+    n = params.shape[0]
+    z = rng.standard_normal((n, style_dim)).astype(np.float32)
+    nd = NormalDist()
+    inv = np.vectorize(lambda u: nd.inv_cdf(min(max(float(u), 1e-4), 1 - 1e-4)))
+    z[:, :N_PARAMS] = inv(params).astype(np.float32)
+    return z
+
+
+def params_from_z(z: torch.Tensor) -> FaceParams:
+    """Inverse of `z_from_params`: Phi(z[:, :P]) with the hair style snapped to its bin."""
+    u = 0.5 * (1.0 + torch.erf(z[:, :N_PARAMS].detach().cpu().float() / math.sqrt(2.0)))
+    v = u.numpy().astype(np.float32)
+    k = len(HAIR_STYLES)
+    j = FIELD_INDEX["hair_style"]
+    v[:, j] = (np.minimum((v[:, j] * k).astype(np.int64), k - 1) + 0.5) / k
+    return FaceParams.from_vector(v)
+
+
+# ----------------------------------------------------------------------------------------------
+# Data: photo renders, rendered once (in parallel) and cached
+# ----------------------------------------------------------------------------------------------
+
+
+def _render_chunk(args: tuple[np.ndarray, int]) -> np.ndarray:
+    vals, size = args
+    return render_batch(FaceParams(vals), "photo", size)
+
+
+def make_dataset(
+    n: int, size: int, seed: int, cache_dir: Path | None, workers: int = 0, log=print
+) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 [n,size,size,3] photo renders, float32 [n,P] params); cached as .npy in cache_dir."""
+    name = f"photos_{size}px_{n}_seed{seed}"
+    if cache_dir is not None:
+        fi, fp = cache_dir / f"{name}.npy", cache_dir / f"{name}_params.npy"
+        if fi.is_file() and fp.is_file():
+            imgs = np.load(fi, allow_pickle=False)
+            vals = np.load(fp, allow_pickle=False)
+            if imgs.shape == (n, size, size, 3) and vals.shape == (n, N_PARAMS):
+                return imgs, vals
+    t0 = time.time()
+    vals = sample_params(np.random.default_rng(seed), n).values
+    chunks = [(vals[i : i + 256], size) for i in range(0, n, 256)]
+    if workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(workers) as pool:
+            imgs = np.concatenate(pool.map(_render_chunk, chunks), 0)
+    else:
+        imgs = np.concatenate([_render_chunk(c) for c in chunks], 0)
+    if log:
+        log(
+            f"rendered {n} photo faces at {size} px in {time.time() - t0:.0f} s ({workers} workers)"
+        )
+    if cache_dir is not None:
+        for arr, path in ((imgs, fi), (vals, fp)):
+            tmp = path.with_name(path.name + ".tmp.npy")
+            np.save(tmp, arr, allow_pickle=False)
+            os.replace(tmp, path)
+    return imgs, vals
+
+
+# ----------------------------------------------------------------------------------------------
+# Saving and loading
+# ----------------------------------------------------------------------------------------------
+
+
+def _save_tensors(tensors: dict[str, torch.Tensor], path: Path, meta: dict[str, str]) -> None:
+    from jojogan.checkpoints import save_safetensors
+
+    save_safetensors(tensors, path, meta)
+
+
+def _opt_tensors(opt: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Tensor]:
+    out = {}
+    for i, st in opt.state_dict()["state"].items():
+        for k, v in st.items():
+            t = v if isinstance(v, torch.Tensor) else torch.tensor(float(v))
+            out[f"{prefix}.{i}.{k}"] = t
+    return out
+
+
+def _load_opt(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str) -> None:
+    sd = opt.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, t in tensors.items():
+        if key.startswith(prefix + "."):
+            _, i, k = key.split(".", 2)
+            state.setdefault(int(i), {})[k] = t
+    sd["state"] = state
+    opt.load_state_dict(sd)
+
+
+def _sub(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    n = len(prefix) + 1
+    return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def _config_meta(cfg: ToyConfig) -> dict[str, str]:
+    return {"jojogan.toy_config": json.dumps(dataclasses.asdict(cfg))}
+
+
+def _config_from_meta(meta: dict[str, str], source: Path) -> ToyConfig:
+    raw = meta.get("jojogan.toy_config")
+    if raw is None:
+        raise ValueError(f"{source}: not a toy-model file (no jojogan.toy_config in its metadata)")
+    d = json.loads(raw)
+    known = {f.name for f in dataclasses.fields(ToyConfig)}
+    d = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in known}
+    return ToyConfig(**d)
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from jojogan.checkpoints import load_file, read_safetensors_metadata
+
+    return load_file(path), read_safetensors_metadata(path)
+
+
+def load_toy(
+    out_dir: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, nn.Module, ToyEncoder | None, torch.Tensor, ToyConfig]:
+    """Load (g_ema, d, encoder or None, latent_avg [style_dim], config) written by `train`."""
+    d_path = Path(out_dir)
+    gp = d_path / "toy_stylegan2.safetensors"
+    if not gp.is_file():
+        raise FileNotFoundError(
+            f"{gp}: no toy model there; train one with `python -m jojogan.toy.train --out {d_path}`"
+        )
+    tensors, meta = _read_safetensors(gp)
+    cfg = _config_from_meta(meta, gp)
+    g, d, e = build_models(cfg)
+    g.load_state_dict(_sub(tensors, "g_ema"), strict=True)
+    d.load_state_dict(_sub(tensors, "d"), strict=True)
+    latent_avg = tensors["latent_avg"]
+    ep = d_path / "toy_encoder.safetensors"
+    enc: ToyEncoder | None = None
+    if ep.is_file():
+        et, _ = _read_safetensors(ep)
+        e.load_state_dict(et, strict=True)
+        enc = e.to(device).eval()
+    return g.to(device).eval(), d.to(device).eval(), enc, latent_avg.to(device), cfg
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------
+
+
+def _requires_grad(m: nn.Module, flag: bool) -> None:
+    for p in m.parameters():
+        p.requires_grad_(flag)
+
+
+@torch.no_grad()
+def _accumulate(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+        pe.lerp_(pm.detach(), 1.0 - decay)
+    for be, bm in zip(ema.buffers(), model.buffers(), strict=True):
+        be.copy_(bm)
+
+
+def _mixed_ws(g: nn.Module, z1: torch.Tensor, z2: torch.Tensor | None) -> torch.Tensor:
+    """W+ from one z, or from two with a random crossover layer (style mixing)."""
+    w1 = g.mapping(z1)[:, None].expand(-1, g.n_latent, -1)
+    if z2 is None:
+        return w1
+    w2 = g.mapping(z2)[:, None].expand(-1, g.n_latent, -1)
+    cut = random.randint(1, g.n_latent - 1)
+    return torch.cat([w1[:, :cut], w2[:, cut:]], 1)
+
+
+def _multiscale_l1(a: torch.Tensor, b: torch.Tensor, levels: int = 3) -> torch.Tensor:
+    loss = (a - b).abs().mean()
+    for _ in range(levels - 1):
+        a, b = F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)
+        loss = loss + (a - b).abs().mean()
+    return loss / levels
+
+
+def _machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+    return f"{name}; torch {torch.__version__}; {platform.system()}"
+
+
+def _grid(images: torch.Tensor, nrow: int) -> np.ndarray:
+    """[N,3,H,W] in [-1,1] -> uint8 [rows*H, nrow*W, 3]."""
+    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte()
+    n, _, h, w = x.shape
+    rows = math.ceil(n / nrow)
+    out = torch.zeros(rows * h, nrow * w, 3, dtype=torch.uint8)
+    for i in range(n):
+        r, c = divmod(i, nrow)
+        out[r * h : (r + 1) * h, c * w : (c + 1) * w] = x[i].permute(1, 2, 0)
+    return out.numpy()
+
+
+@torch.no_grad()
+def sample_sheet(g: nn.Module, latent_avg: torch.Tensor, seed: int = 0, n: int = 8) -> np.ndarray:
+    """uint8 image: rows = truncation 1.0, truncation 0.7, then a mixing grid (coarse layers 0-3
+    from the row's face A, fine layers from the column's face B, first row/col the sources)."""
+    dev = latent_avg.device
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, g.style_dim, generator=gen).to(dev)
+    w = g.mapping(z)
+    rows = [w, latent_avg + 0.7 * (w - latent_avg)]
+    imgs = [g.synthesis(r[:, None].expand(-1, g.n_latent, -1)) for r in rows]
+    k = min(4, n - 1)
+    wa, wb = w[:k], w[k : 2 * k]
+    mix = [torch.full_like(imgs[0][:1], -1.0)]
+    mix += list(g.synthesis(wb[:, None].expand(-1, g.n_latent, -1)).split(1))
+    for i in range(len(wa)):
+        a = wa[i : i + 1, None].expand(-1, g.n_latent, -1)
+        mix.append(g.synthesis(a))
+        for j in range(len(wb)):
+            ws = a.clone()
+            ws[:, 4:] = wb[j]
+            mix.append(g.synthesis(ws))
+    top = _grid(torch.cat(imgs), n)
+    bottom = _grid(torch.cat(mix), len(wb) + 1)
+    h = g.size
+    sheet = np.full((top.shape[0] + h // 4 + bottom.shape[0], top.shape[1], 3), 255, np.uint8)
+    sheet[: top.shape[0]] = top
+    sheet[top.shape[0] + h // 4 :, : bottom.shape[1]] = bottom
+    return sheet
+
+
+def _save_png(arr: np.ndarray, path: Path) -> None:
+    from PIL import Image
+
+    tmp = path.with_name("." + path.name + ".tmp.png")
+    Image.fromarray(arr).save(tmp)
+    os.replace(tmp, path)
+
+
+def train(
+    cfg: ToyConfig,
+    out: str | os.PathLike,
+    *,
+    device: str | torch.device | None = None,
+    resume: bool = False,
+    ckpt_every: int = 1000,
+    log_every: int = 100,
+    workers: int = 0,
+    time_limit_s: float | None = None,
+    log: Callable[[str], None] | None = print,
+) -> dict:
+    """Run the three phases (see the module docstring); returns the model card dict."""
+    for name in ("warm_steps", "steps", "enc_steps"):
+        if getattr(cfg, name) < 0:
+            raise ValueError(f"train: {name} must be >= 0, got {getattr(cfg, name)}")
+    if cfg.batch < 4 or cfg.batch % 4:
+        raise ValueError(
+            f"train: batch must be a multiple of 4 (minibatch stddev), got {cfg.batch}"
+        )
+    if cfg.lr <= 0 or cfg.enc_lr <= 0:
+        raise ValueError("train: learning rates must be > 0")
+    if cfg.style_dim < N_PARAMS and cfg.warm_steps:
+        raise ValueError(f"train: the warm start needs style_dim >= {N_PARAMS}")
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dev = (
+        torch.device(device)
+        if device
+        else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    )
+    say = log or (lambda s: None)
+    t_start = time.time()
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+
+    g, d, enc = build_models(cfg)
+    g_ema, _, _ = build_models(cfg)
+    g_ema.load_state_dict(g.state_dict())
+    g, d, enc, g_ema = g.to(dev), d.to(dev), enc.to(dev), g_ema.to(dev)
+    g_ema.eval()
+    _requires_grad(g_ema, False)
+    c = cfg.r1_every / (cfg.r1_every + 1)
+    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+    opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr * c, betas=(0.0, 0.99**c))
+    opt_w = torch.optim.Adam(g.parameters(), lr=cfg.lr * 0.5, betas=(0.9, 0.99))
+    opt_e = torch.optim.Adam(enc.parameters(), lr=cfg.enc_lr, betas=(0.9, 0.999))
+    done = {"warm": 0, "gan": 0, "enc": 0}
+    wall = {"warm": 0.0, "gan": 0.0, "enc": 0.0, "data": 0.0}
+    losses: dict[str, float] = {}
+    state_path = out_dir / "train_state.safetensors"
+
+    if resume and state_path.is_file():
+        tensors, meta = _read_safetensors(state_path)
+        old = _config_from_meta(meta, state_path)
+        for f in ("size", "style_dim", "n_mlp", "channels", "d_channels", "enc_width"):
+            if getattr(old, f) != getattr(cfg, f):
+                raise ValueError(
+                    f"{state_path}: cannot resume, {f} differs ({getattr(old, f)} in the file, "
+                    f"{getattr(cfg, f)} asked)"
+                )
+        g.load_state_dict(_sub(tensors, "g"), strict=True)
+        g_ema.load_state_dict(_sub(tensors, "g_ema"), strict=True)
+        d.load_state_dict(_sub(tensors, "d"), strict=True)
+        enc.load_state_dict(_sub(tensors, "enc"), strict=True)
+        for opt, name in ((opt_g, "opt_g"), (opt_d, "opt_d"), (opt_w, "opt_w"), (opt_e, "opt_e")):
+            _load_opt(opt, {k: v.to(dev) for k, v in tensors.items()}, name)
+        progress = json.loads(meta["jojogan.progress"])
+        done, wall, losses = progress["done"], progress["wall"], progress.get("losses", {})
+        say(f"resumed from {state_path}: {done}")
+
+    def save_state() -> None:
+        tensors: dict[str, torch.Tensor] = {}
+        for name, m in (("g", g), ("g_ema", g_ema), ("d", d), ("enc", enc)):
+            tensors.update({f"{name}.{k}": v for k, v in m.state_dict().items()})
+        for opt, name in ((opt_g, "opt_g"), (opt_d, "opt_d"), (opt_w, "opt_w"), (opt_e, "opt_e")):
+            tensors.update(_opt_tensors(opt, name))
+        meta = _config_meta(cfg)
+        meta["jojogan.progress"] = json.dumps({"done": done, "wall": wall, "losses": losses})
+        _save_tensors(tensors, state_path, meta)
+
+    def out_of_time() -> bool:
+        return time_limit_s is not None and time.time() - t_start > time_limit_s
+
+    t0 = time.time()
+    imgs_np, vals_np = make_dataset(cfg.data_size, cfg.size, cfg.seed, out_dir, workers, say)
+    wall["data"] += time.time() - t0
+    data = torch.from_numpy(imgs_np).to(dev)  # uint8 [N,H,W,3]
+    n_data = data.shape[0]
+    gen = torch.Generator().manual_seed(cfg.seed + done["warm"] + done["gan"] + done["enc"])
+
+    def real_batch(idx: torch.Tensor | None = None) -> torch.Tensor:
+        if idx is None:
+            idx = torch.randint(0, n_data, (cfg.batch,), generator=gen)
+        return data[idx.to(dev)].permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+    def check(value: torch.Tensor, what: str, step: int) -> float:
+        v = float(value.detach())
+        if not math.isfinite(v):
+            raise FloatingPointError(
+                f"train: {what} diverged at step {step} (loss {v}); "
+                "lower --lr or resume from the last checkpoint"
+            )
+        return v
+
+    # -- phase 1: supervised warm start -----------------------------------------------------
+    if done["warm"] < cfg.warm_steps:
+        z_all = torch.from_numpy(
+            z_from_params(vals_np, cfg.style_dim, np.random.default_rng(cfg.seed + 1))
+        ).to(dev)
+        g.train()
+        t0 = time.time()
+        while done["warm"] < cfg.warm_steps and not out_of_time():
+            idx = torch.randint(0, n_data, (cfg.batch,), generator=gen)
+            ws = g.mapping(z_all[idx.to(dev)])[:, None].expand(-1, g.n_latent, -1)
+            fake = g.synthesis(ws, noise_mode="random")
+            loss = _multiscale_l1(fake, real_batch(idx))
+            opt_w.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_w.step()
+            _accumulate(g_ema, g, 0.0)  # the warm start is deterministic: copy
+            done["warm"] += 1
+            losses["warm_l1"] = check(loss, "warm-start L1", done["warm"])
+            if log_every and done["warm"] % log_every == 0:
+                say(f"warm {done['warm']}/{cfg.warm_steps} L1 {losses['warm_l1']:.4f}")
+            if done["warm"] % ckpt_every == 0:
+                wall["warm"] += time.time() - t0
+                t0 = time.time()
+                save_state()
+        wall["warm"] += time.time() - t0
+
+    def latents() -> tuple[torch.Tensor, torch.Tensor | None]:
+        z1 = torch.randn(cfg.batch, cfg.style_dim, generator=gen).to(dev)
+        z2 = torch.randn(cfg.batch, cfg.style_dim, generator=gen).to(dev)
+        return z1, (z2 if random.random() < cfg.mixing else None)
+
+    # -- phase 2: adversarial ---------------------------------------------------------------
+    if done["gan"] < cfg.steps:
+        decay = 0.5 ** (cfg.batch / max(cfg.ema_kimg * 1000.0, 1e-8))
+        g.train()
+        d.train()
+        t0 = time.time()
+        while done["gan"] < cfg.steps and not out_of_time():
+            step = done["gan"]
+            b = cfg.batch
+
+            # D step: softplus(D(fake)) + softplus(-D(real))
+            _requires_grad(g, False)
+            _requires_grad(d, True)
+            real = real_batch()
+            with torch.no_grad():
+                fake = g.synthesis(_mixed_ws(g, *latents()), noise_mode="random")
+            d_loss = F.softplus(d(fake)).mean() + F.softplus(-d(real)).mean()
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+            losses["d"] = check(d_loss, "discriminator loss", step)
+
+            # lazy R1 on reals
+            if step % cfg.r1_every == 0:
+                real = real_batch().requires_grad_(True)
+                out = d(real)
+                (grad,) = torch.autograd.grad(out.sum(), real, create_graph=True)
+                r1 = grad.pow(2).flatten(1).sum(1).mean()
+                opt_d.zero_grad(set_to_none=True)
+                (cfg.r1_gamma / 2 * r1 * cfg.r1_every).backward()
+                opt_d.step()
+                losses["r1"] = check(r1, "R1 penalty", step)
+
+            # G step: softplus(-D(G(z)))
+            _requires_grad(g, True)
+            _requires_grad(d, False)
+            fake = g.synthesis(_mixed_ws(g, *latents()), noise_mode="random")
+            g_loss = F.softplus(-d(fake)).mean()
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+            losses["g"] = check(g_loss, "generator loss", step)
+            _accumulate(g_ema, g, decay)
+            done["gan"] += 1
+            if log_every and done["gan"] % log_every == 0:
+                rate = done["gan"] / max(time.time() - t0 + wall["gan"], 1e-6)
+                say(
+                    f"gan {done['gan']}/{cfg.steps} d {losses['d']:.3f} g {losses['g']:.3f} "
+                    f"r1 {losses.get('r1', 0):.3f} ({rate:.1f} steps/s)"
+                )
+            if done["gan"] % ckpt_every == 0:
+                wall["gan"] += time.time() - t0
+                t0 = time.time()
+                save_state()
+        wall["gan"] += time.time() - t0
+        if done["enc"]:
+            say("the generator changed after the encoder was trained: retraining the encoder")
+            done["enc"] = 0
+    _requires_grad(d, False)
+
+    # -- phase 3: encoder -------------------------------------------------------------------
+    latent_avg = g_ema.mean_latent(4096, seed=cfg.seed).detach()[0]
+    enc.latent_avg.copy_(latent_avg)
+    if done["enc"] < cfg.enc_steps:
+        enc.train()
+        t0 = time.time()
+        while done["enc"] < cfg.enc_steps and not out_of_time():
+            b = cfg.batch
+            with torch.no_grad():
+                z1 = torch.randn(b, cfg.style_dim, generator=gen).to(dev)
+                z2 = torch.randn(b, cfg.style_dim, generator=gen).to(dev)
+                ws_true = _mixed_ws(g_ema, z1, z2 if random.random() < 0.5 else None)
+                fake = g_ema.synthesis(ws_true)
+            ws_fake, deltas = enc(fake, return_deltas=True)
+            lat = (ws_fake - ws_true).pow(2).mean()
+            real = real_batch()
+            ws_real, deltas_r = enc(real, return_deltas=True)
+            rec = g_ema.synthesis(torch.cat([ws_fake, ws_real]))
+            target = torch.cat([fake, real])
+            pix = (rec - target).abs().mean()
+            fr = d.features(rec, (1, 2))
+            ft = d.features(target, (1, 2))
+            feat = sum((a - t).abs().mean() for a, t in zip(fr, ft, strict=True))
+            reg = deltas.pow(2).mean() + deltas_r.pow(2).mean()
+            loss = lat + pix + 0.1 * feat + 1e-3 * reg
+            opt_e.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_e.step()
+            done["enc"] += 1
+            losses.update(
+                enc_latent=check(lat, "encoder latent loss", done["enc"]),
+                enc_l1=float(pix.detach()),
+                enc_feat=float(feat.detach()),
+            )
+            if log_every and done["enc"] % log_every == 0:
+                say(f"enc {done['enc']}/{cfg.enc_steps} latent {lat:.4f} L1 {pix:.4f}")
+            if done["enc"] % ckpt_every == 0:
+                wall["enc"] += time.time() - t0
+                t0 = time.time()
+                save_state()
+        wall["enc"] += time.time() - t0
+    enc.eval()
+
+    # -- outputs ----------------------------------------------------------------------------
+    save_state()
+    from jojogan.checkpoints import save_stylegan2
+
+    meta = _config_meta(cfg)
+    save_stylegan2(
+        out_dir / "toy_stylegan2.safetensors",
+        g_ema=g_ema,
+        d=d,
+        latent_avg=latent_avg,
+        metadata=meta,
+    )
+    _save_tensors(
+        {k: v.detach() for k, v in enc.state_dict().items()},
+        out_dir / "toy_encoder.safetensors",
+        meta,
+    )
+    _save_png(sample_sheet(g_ema, latent_avg, cfg.seed), out_dir / "samples.png")
+    card = {
+        "model": "jojogan toy-faces StyleGAN2 + discriminator + e4e-like encoder",
+        "config": dataclasses.asdict(cfg),
+        "steps_done": done,
+        "wall_s": {k: round(v, 1) for k, v in wall.items()},
+        "total_wall_s": round(sum(wall.values()), 1),
+        "machine": _machine(dev),
+        "final_losses": {k: round(v, 5) for k, v in losses.items()},
+        "files": ["toy_stylegan2.safetensors", "toy_encoder.safetensors", "samples.png"],
+        "command": "python -m jojogan.toy.train " + " ".join(sys.argv[1:]),
+        "complete": done["warm"] >= cfg.warm_steps
+        and done["gan"] >= cfg.steps
+        and done["enc"] >= cfg.enc_steps,
+    }
+    from jojogan.checkpoints import atomic_write_bytes
+
+    atomic_write_bytes(out_dir / "model_card.json", json.dumps(card, indent=1).encode())
+    atomic_write_bytes(out_dir / "MODEL_CARD.md", _card_md(card).encode())
+    say(f"wrote {out_dir} ({card['total_wall_s']} s, {done})")
+    return card
+
+
+def _card_md(card: dict) -> str:
+    cfg = card["config"]
+    steps = card["steps_done"]
+    lines = [
+        "# Toy-faces base model",
+        "",
+        "A small StyleGAN2 (jojogan.stylegan2, rosinality layout), its discriminator and an",
+        "e4e-like encoder, trained on `photo` renders of jojogan.toy.render only.",
+        "",
+        f"- Command: `{card['command']}`",
+        f"- Machine: {card['machine']}",
+        f"- Steps: warm start {steps['warm']}, adversarial {steps['gan']}, encoder {steps['enc']}"
+        + ("" if card["complete"] else " (INCOMPLETE)"),
+        f"- Wall time: {card['total_wall_s']} s ({card['wall_s']})",
+        f"- Final losses: {card['final_losses']}",
+        f"- Generator: {cfg['size']} px, style_dim {cfg['style_dim']}, n_mlp {cfg['n_mlp']}, "
+        f"channels {cfg['channels']}",
+        f"- Recipe: batch {cfg['batch']}, lr {cfg['lr']}, R1 gamma {cfg['r1_gamma']} every "
+        f"{cfg['r1_every']}, mixing {cfg['mixing']}, EMA half-life {cfg['ema_kimg']} kimg, "
+        f"data {cfg['data_size']} renders, seed {cfg['seed']}",
+        "",
+        "![samples](samples.png)",
+        "",
+        "samples.png: row 1 truncation 1.0, row 2 truncation 0.7; below, a mixing grid (row",
+        "sources give W+ layers 0-3, column sources layers 4+).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    d = ToyConfig()
+    ap = argparse.ArgumentParser(
+        prog="python -m jojogan.toy.train",
+        description="Train the toy-faces StyleGAN2, discriminator and encoder (see module doc).",
+    )
+    ap.add_argument("--out", required=True, help="output folder (created)")
+    ap.add_argument("--size", type=int, default=d.size)
+    ap.add_argument("--style-dim", type=int, default=d.style_dim)
+    ap.add_argument("--n-mlp", type=int, default=d.n_mlp)
+    ap.add_argument("--channels", type=_ints, default=d.channels, help="widths at 4,8,..,size px")
+    ap.add_argument("--d-channels", type=_ints, default=None)
+    ap.add_argument("--enc-width", type=int, default=d.enc_width)
+    ap.add_argument("--batch", type=int, default=d.batch)
+    ap.add_argument("--lr", type=float, default=d.lr)
+    ap.add_argument("--r1-gamma", type=float, default=d.r1_gamma)
+    ap.add_argument("--mixing", type=float, default=d.mixing)
+    ap.add_argument("--ema-kimg", type=float, default=d.ema_kimg)
+    ap.add_argument("--warm-steps", type=int, default=d.warm_steps)
+    ap.add_argument("--steps", type=int, default=d.steps, help="adversarial steps")
+    ap.add_argument("--enc-steps", type=int, default=d.enc_steps)
+    ap.add_argument("--data-size", type=int, default=d.data_size)
+    ap.add_argument("--seed", type=int, default=d.seed)
+    ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
+    ap.add_argument("--resume", action="store_true", help="continue from OUT/train_state")
+    ap.add_argument("--ckpt-every", type=int, default=1000)
+    ap.add_argument("--log-every", type=int, default=100)
+    ap.add_argument("--workers", type=int, default=0, help="processes that render the data")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--time-limit", type=float, default=None, help="stop and save after N s")
+    a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    cfg = ToyConfig(
+        size=a.size,
+        style_dim=a.style_dim,
+        n_mlp=a.n_mlp,
+        channels=a.channels,
+        d_channels=a.d_channels,
+        enc_width=a.enc_width,
+        batch=a.batch,
+        lr=a.lr,
+        r1_gamma=a.r1_gamma,
+        mixing=a.mixing,
+        ema_kimg=a.ema_kimg,
+        warm_steps=a.warm_steps,
+        steps=a.steps,
+        enc_steps=a.enc_steps,
+        data_size=a.data_size,
+        seed=a.seed,
+    )
+    try:
+        cfg.channel_map("g")
+        cfg.channel_map("d")
+        train(
+            cfg,
+            a.out,
+            device=None if a.device == "auto" else a.device,
+            resume=a.resume,
+            ckpt_every=max(1, a.ckpt_every),
+            log_every=a.log_every,
+            workers=a.workers,
+            time_limit_s=a.time_limit,
+        )
+    except (ValueError, FloatingPointError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

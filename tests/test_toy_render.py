@@ -1,0 +1,180 @@
+"""The toy-faces renderer: deterministic, shaped as documented, styles share the identity."""
+
+import numpy as np
+import pytest
+import torch
+
+from jojogan.toy.render import (
+    FIELD_GROUPS,
+    FIELD_NAMES,
+    FIELDS,
+    STYLES,
+    FaceParams,
+    Scene,
+    register_style,
+    render,
+    render_batch,
+    render_float,
+    render_torch,
+    sample_params,
+    sample_photos,
+    style_names,
+)
+
+
+def test_same_seed_gives_same_params_and_pixels():
+    a, b = sample_params(7, 3), sample_params(7, 3)
+    assert np.array_equal(a.to_vector(), b.to_vector())
+    for style in STYLES:
+        assert np.array_equal(render_batch(a, style, 32), render_batch(b, style, 32)), style
+
+
+def test_different_seeds_give_different_faces():
+    a, b = render_batch(sample_params(1, 4)), render_batch(sample_params(2, 4))
+    assert np.abs(a.astype(int) - b.astype(int)).mean() > 10
+    imgs = render_batch(sample_params(3, 4))
+    assert all(np.abs(imgs[i].astype(int) - imgs[i + 1]).mean() > 5 for i in range(3))
+
+
+def test_params_fields_are_named_and_in_unit_range():
+    p = sample_params(np.random.default_rng(0), 50)
+    v = p.to_vector()
+    assert v.shape == (50, len(FIELDS)) and v.dtype == np.float32
+    assert v.min() >= 0 and v.max() <= 1
+    assert np.array_equal(p.field("gaze_x"), v[:, FIELD_NAMES.index("gaze_x")])
+    assert set(np.unique(p.hair_style_index())) <= {0, 1, 2, 3}
+    grouped = [f for g in FIELD_GROUPS.values() for f in g]
+    assert sorted(grouped) == sorted(FIELD_NAMES)  # every field in exactly one group
+    assert p[3].as_dict()["gaze_x"] == pytest.approx(float(v[3, FIELD_NAMES.index("gaze_x")]))
+    assert p.replace(gaze_x=1.0).field("gaze_x").min() == 1.0
+
+
+def test_render_shapes_dtypes_and_torch_range():
+    p = sample_params(0, 2)
+    one = render(p[0], "photo", 48)
+    assert one.shape == (48, 48, 3) and one.dtype == np.uint8
+    batch = render_batch(p, "sketch", 32)
+    assert batch.shape == (2, 32, 32, 3) and batch.dtype == np.uint8
+    assert render_float(p, "photo", 16).dtype == np.float32  # no float64 promotion
+    t = render_torch(p, "cartoon", 32)
+    assert t.shape == (2, 3, 32, 32) and t.dtype == torch.float32
+    assert t.min() >= -1 and t.max() <= 1 and t.min() < -0.5 and t.max() > 0.5
+    # a list of FaceParams renders like the concatenated batch
+    assert np.array_equal(render_batch([p[0], p[1]], "ink", 16), render_batch(p, "ink", 16))
+
+
+def test_every_style_renders_a_nontrivial_distinct_image():
+    assert len(STYLES) >= 6 and "photo" in STYLES
+    p = sample_params(5, 2)
+    imgs = {s: render_batch(p, s, 64).astype(np.float32) for s in STYLES}
+    for s, img in imgs.items():
+        assert img.std() > 20, s  # not blank
+        assert STYLES[s].description
+    names = list(imgs)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert np.abs(imgs[a] - imgs[b]).mean() > 10, (a, b)
+
+
+def test_sketch_and_ink_are_grayscale_photo_is_colourful():
+    p = sample_params(11, 4)
+    chroma = {
+        s: np.ptp(render_batch(p, s, 64).astype(int), axis=-1).mean() for s in ("photo", "sketch")
+    }
+    assert chroma["sketch"] == 0
+    assert chroma["photo"] > 15
+    ink = render_batch(p, "ink", 64).astype(int)
+    assert np.ptp(ink, axis=-1).max() <= 8  # near-neutral black and white
+
+
+def test_popart_uses_a_fixed_palette_not_the_identity_colours():
+    from jojogan.toy.render import _POP, _POP_BG
+
+    palette = np.concatenate([_POP, _POP_BG, np.ones((1, 3), np.float32)]) * 255
+
+    def near_palette(img):
+        d = np.abs(img.reshape(-1, 1, 3).astype(np.float32) - palette[None]).max(-1)
+        return (d.min(1) < 24).mean()
+
+    p = sample_params(3, 8)
+    assert near_palette(render_batch(p, "popart", 64)) > 0.8
+    assert near_palette(render_batch(p, "photo", 64)) < 0.2
+
+
+def _face_mask(params, style, size=64):
+    st = STYLES[style]
+    sc = Scene(params, size, st.geometry, ss=1)
+    return sc.cov("face") > 0.5, sc
+
+
+def test_styles_share_the_identity_geometry():
+    # Same params -> same face outline in every style except big_eyes' exaggerated jaw;
+    # eye centres move with the params the same way in all styles.
+    p = sample_params(9, 3)
+    base, _ = _face_mask(p, "photo")
+    for style in STYLES:
+        mask, _ = _face_mask(p, style)
+        iou = (mask & base).sum() / (mask | base).sum()
+        assert iou > 0.8, (style, iou)
+    # changing the pose shifts every style's rendering the same way
+    left, right = p.replace(pose_x=0.0), p.replace(pose_x=1.0)
+    for style in STYLES:
+        ml, _ = _face_mask(left, style)
+        mr, _ = _face_mask(right, style)
+        cols = np.arange(64)
+        cx_l = (ml * cols).sum((1, 2)) / ml.sum((1, 2))
+        cx_r = (mr * cols).sum((1, 2)) / mr.sum((1, 2))
+        assert np.all(cx_r - cx_l > 3), style
+
+
+def test_gaze_moves_the_iris_by_pixels_at_64px():
+    p = sample_params(4, 2)
+    _, left = _face_mask(p.replace(gaze_x=0.0), "photo")
+    _, right = _face_mask(p.replace(gaze_x=1.0), "photo")
+    cols = np.arange(64)
+
+    def iris_x(sc):
+        m = sc.cov("iris")
+        return (m * cols).sum((1, 2)) / m.sum((1, 2))
+
+    assert np.all(iris_x(right) - iris_x(left) > 2.5)
+
+
+def test_style_names_can_hold_out_styles_and_new_styles_register():
+    held = style_names(exclude=["ink", "popart"])
+    assert "ink" not in held and "photo" in held
+    with pytest.raises(KeyError, match="unknown styles"):
+        style_names(exclude=["nope"])
+    with pytest.raises(ValueError, match="already registered"):
+        register_style("photo", "dup")(lambda sc: sc.background())
+    name = "test_only_flat"
+    register_style(name, "flat grey test style")(lambda sc: sc.background() * 0 + 0.5)
+    try:
+        img = render_batch(sample_params(0), name, 16)
+        assert np.all(img == 128)
+    finally:
+        del STYLES[name]
+
+
+def test_bad_inputs_give_clear_errors():
+    p = sample_params(0)
+    with pytest.raises(KeyError, match="unknown style 'nope'"):
+        render(p, "nope")
+    with pytest.raises(ValueError, match="size"):
+        render(p, "photo", 4)
+    with pytest.raises(ValueError, match="one face"):
+        render(sample_params(0, 2))
+    with pytest.raises(ValueError, match=r"\[N, \d+\]"):
+        FaceParams(np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match="within"):
+        FaceParams(np.full((1, len(FIELDS)), 2.0, np.float32))
+    with pytest.raises(KeyError, match="unknown field"):
+        p.field("nose_colour")
+    with pytest.raises(TypeError, match="params must be"):
+        render_batch("face")
+
+
+def test_sample_photos_returns_params_and_matching_images():
+    p, imgs = sample_photos(3, 2, 32)
+    assert len(p) == 2 and imgs.shape == (2, 32, 32, 3)
+    assert np.array_equal(imgs, render_batch(p, "photo", 32))

@@ -1,0 +1,175 @@
+"""Toy-domain training recipe (smoke runs at 16 px) and the ground-truth scoring tools."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from jojogan.toy.render import FIELDS, render_torch, sample_params
+from jojogan.toy.score import (
+    ParamRegressor,
+    frechet_distance,
+    load_regressor,
+    palette_distance,
+    param_errors,
+    save_regressor,
+    ssim_luma,
+    structure_similarity,
+    train_regressor,
+)
+from jojogan.toy.train import (
+    ToyConfig,
+    ToyEncoder,
+    load_toy,
+    main,
+    params_from_z,
+    train,
+    z_from_params,
+)
+
+
+def _tiny(**kw) -> ToyConfig:
+    base = dict(
+        size=16,
+        style_dim=32,
+        n_mlp=2,
+        channels=(16, 16, 8),
+        enc_width=8,
+        batch=4,
+        warm_steps=2,
+        steps=3,
+        enc_steps=2,
+        data_size=16,
+        seed=0,
+    )
+    base.update(kw)
+    return ToyConfig(**base)
+
+
+# -- training recipe ----------------------------------------------------------------------------
+
+
+def test_smoke_run_writes_loadable_weights_card_and_finite_losses(tmp_path):
+    torch.manual_seed(0)
+    card = train(_tiny(), tmp_path, device="cpu", log=None)
+    for name in ("toy_stylegan2.safetensors", "toy_encoder.safetensors", "samples.png"):
+        assert (tmp_path / name).is_file(), name
+    assert card["complete"] and card["steps_done"] == {"warm": 2, "gan": 3, "enc": 2}
+    assert all(np.isfinite(v) for v in card["final_losses"].values())
+    assert {"d", "g", "r1", "warm_l1", "enc_latent"} <= set(card["final_losses"])
+    on_disk = json.loads((tmp_path / "model_card.json").read_text())
+    assert on_disk["machine"] and on_disk["total_wall_s"] >= 0
+    assert "Toy-faces base model" in (tmp_path / "MODEL_CARD.md").read_text()
+
+    g, d, enc, latent_avg, cfg = load_toy(tmp_path)
+    assert cfg.size == 16 and latent_avg.shape == (32,)
+    ws = latent_avg.expand(2, g.n_latent, -1)
+    img = g.synthesis(ws)
+    assert img.shape == (2, 3, 16, 16) and torch.isfinite(img).all()
+    assert d(img).shape == (2, 1)
+    codes = enc(render_torch(sample_params(0, 2), "photo", 16))
+    assert codes.shape == (2, g.n_latent, 32) and torch.isfinite(codes).all()
+    # the shipped generator loads with the project's strict StyleGAN2 loader too
+    from jojogan.checkpoints import load_stylegan2
+
+    ck = load_stylegan2(tmp_path / "toy_stylegan2.safetensors")
+    assert ck.g_ema is not None and ck.d is not None and ck.size == 16
+
+
+def test_resume_continues_where_it_stopped(tmp_path):
+    train(_tiny(warm_steps=0, steps=2, enc_steps=0), tmp_path, device="cpu", log=None)
+    card = train(_tiny(warm_steps=0, steps=4, enc_steps=1), tmp_path, resume=True, log=None)
+    assert card["steps_done"] == {"warm": 0, "gan": 4, "enc": 1}
+    with pytest.raises(ValueError, match="cannot resume, channels differs"):
+        train(_tiny(channels=(16, 8, 8)), tmp_path, resume=True, log=None)
+
+
+def test_bad_settings_fail_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="multiple of 4"):
+        train(_tiny(batch=6), tmp_path / "a", log=None)
+    with pytest.raises(ValueError, match="steps must be >= 0"):
+        train(_tiny(steps=-1), tmp_path / "b", log=None)
+    with pytest.raises(ValueError, match="needs 3 widths"):
+        _tiny(channels=(8, 8)).channel_map()
+    assert main(["--out", str(tmp_path / "c"), "--size", "16", "--channels", "8,8"]) == 2
+    assert not (tmp_path / "c" / "toy_stylegan2.safetensors").exists()
+    with pytest.raises(FileNotFoundError, match="no toy model there"):
+        load_toy(tmp_path / "nothing")
+
+
+def test_z_to_params_round_trip_matches_the_renderer_prior():
+    p = sample_params(0, 64)
+    z = z_from_params(p.to_vector(), 64, np.random.default_rng(0))
+    assert z.shape == (64, 64) and np.abs(z).max() < 4.5
+    back = params_from_z(torch.from_numpy(z))
+    assert np.abs(back.to_vector() - p.to_vector()).max() < 1e-3
+
+
+def test_encoder_starts_from_w0_alone_and_checks_input():
+    enc = ToyEncoder(16, n_latent=6, style_dim=8, width=4)
+    ws, deltas = enc(torch.zeros(2, 3, 16, 16), return_deltas=True)
+    assert ws.shape == (2, 6, 8) and torch.all(deltas == 0)
+    with pytest.raises(ValueError, match=r"expected images \[B,3,16,16\]"):
+        enc(torch.zeros(2, 3, 32, 32))
+
+
+# -- scoring ------------------------------------------------------------------------------------
+
+
+def test_structure_similarity_prefers_same_identity_across_styles():
+    p, q = sample_params(0, 6), sample_params(1, 6)
+    photo = render_torch(p, "photo", 64)
+    for style in ("sketch", "cartoon", "ink"):
+        same = structure_similarity(photo, render_torch(p, style, 64))
+        other = structure_similarity(photo, render_torch(q, style, 64))
+        assert same.mean() > other.mean() + 0.15, style
+    assert torch.allclose(structure_similarity(photo, photo), torch.ones(6), atol=1e-5)
+    assert torch.allclose(ssim_luma(photo, photo), torch.ones(6), atol=1e-5)
+
+
+def test_palette_distance_sees_colours_not_layout():
+    p = sample_params(2, 4)
+    photo = render_torch(p, "photo", 64)
+    flipped = photo.flip(-1)  # same colours, other places
+    assert palette_distance(photo, flipped).max() < 1e-5
+    assert (palette_distance(photo, render_torch(p, "sketch", 64)) > 0.05).all()
+
+
+def test_frechet_distance_zero_for_same_set_and_grows_with_shift():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((500, 4))
+    b = rng.standard_normal((500, 4))
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    near = frechet_distance(a, b)
+    far = frechet_distance(a, b + 1.0)
+    assert near < 0.2 and far == pytest.approx(4.0, abs=0.5)
+    with pytest.raises(ValueError, match="same D"):
+        frechet_distance(a, b[:, :3])
+
+
+def test_param_errors_per_group():
+    p = sample_params(0, 10)
+    errs = param_errors(p, p)
+    assert errs["geometry"] == 0 and errs["gaze"] == 0 and errs["hair_style_acc"] == 1
+    shifted = p.to_vector()
+    shifted[:, 9] = np.clip(shifted[:, 9] + 0.5, 0, 1)  # gaze_x
+    errs = param_errors(shifted, p)
+    assert errs["gaze"] > 0.05 and errs["geometry"] == 0
+
+
+def test_regressor_trains_saves_and_loads(tmp_path):
+    torch.manual_seed(0)
+    model, recipe = train_regressor(4, batch=8, n_images=16, size=32, width=8, log=None)
+    out = model(render_torch(sample_params(0, 2), "sketch", 64))  # resized to 32 inside
+    assert out.shape == (2, len(FIELDS)) and ((out >= 0) & (out <= 1)).all()
+    assert model.features(torch.zeros(3, 3, 32, 32)).shape == (3, 256)
+    assert recipe["steps"] == 4 and len(recipe["styles"]) >= 6
+    path = tmp_path / "reg.safetensors"
+    save_regressor(model, path, recipe)
+    again = load_regressor(path)
+    x = render_torch(sample_params(1, 2), "photo", 32)
+    assert torch.allclose(again(x), model(x), atol=1e-6)
+    with pytest.raises(FileNotFoundError, match="python -m jojogan.toy.score train"):
+        load_regressor(tmp_path / "missing.safetensors")
+    assert isinstance(again, ParamRegressor)
