@@ -45,6 +45,7 @@ __all__ = [
     "render_torch",
     "sample_params",
     "sample_photos",
+    "style_grid",
     "style_names",
 ]
 
@@ -929,3 +930,39 @@ def sample_photos(
 def hsv_rgb(h: float, s: float, v: float) -> tuple[float, float, float]:
     """Scalar HSV -> RGB, for style authors."""
     return colorsys.hsv_to_rgb(h, s, v)
+
+
+def style_grid(
+    n: int = 6, size: int = 64, seed: int = 0, styles: Sequence[str] | None = None
+) -> np.ndarray:
+    """uint8 sample sheet [n*size, len(styles)*size, 3]: rows = identities, columns = styles."""
+    names = list(styles) if styles is not None else list(STYLES)
+    p = sample_params(seed, n)
+    cols = [render_batch(p, s, size) for s in names]  # each [n, size, size, 3]
+    return np.concatenate([np.concatenate(list(c), 0) for c in cols], 1)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m jojogan.toy.render --grid docs/toy_styles.png`: write the style sample sheet."""
+    import argparse
+
+    from PIL import Image
+
+    ap = argparse.ArgumentParser(prog="python -m jojogan.toy.render", description=main.__doc__)
+    ap.add_argument("--grid", required=True, help="output PNG path")
+    ap.add_argument("--n", type=int, default=6, help="identities (rows)")
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--scale", type=int, default=2, help="nearest-neighbour upscale for viewing")
+    a = ap.parse_args(argv)
+    grid = style_grid(a.n, a.size, a.seed)
+    img = Image.fromarray(grid)
+    if a.scale > 1:
+        img = img.resize((img.width * a.scale, img.height * a.scale), Image.NEAREST)
+    img.save(a.grid, optimize=True)
+    print(f"wrote {a.grid}: {a.n} identities x {len(STYLES)} styles ({', '.join(STYLES)})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
