@@ -424,34 +424,48 @@ def test_file_size_limit_gives_not_enough_space_and_keeps_old_file(tmp_path):
 
 
 _LOOP_SCRIPT = """
-import sys, torch
+import pathlib, sys, torch
 sys.path.insert(0, sys.argv[1])
 from jojogan import checkpoints as ck
-a, b = torch.full((1 << 19,), 1.0), torch.full((1 << 19,), 2.0)
+target = pathlib.Path(sys.argv[2])
+blobs = []
+for value in (1.0, 2.0):  # two valid files, serialised once: the loop is all writing
+    ck.save_safetensors({"w": torch.full((1 << 21,), value)}, target)
+    blobs.append(target.read_bytes())
 print("ready", flush=True)
 i = 0
 while True:
-    ck.save_safetensors({"w": a if i % 2 else b}, sys.argv[2])
+    ck.atomic_write_bytes(target, blobs[i % 2])
     i += 1
 """
 
 
 def test_sigkill_during_repeated_saves_leaves_old_or_new_valid_file(tmp_path):
+    """kill -9 while a temp file is being written (seen in the folder): the target is always a
+    complete old or new file, verified by the checksum stored in it."""
     target = tmp_path / "model.safetensors"
-    ck.save_safetensors({"w": torch.full((1 << 19,), 1.0)}, target)
-    for delay in (0.05, 0.2, 0.45):
+    landed_mid_save = 0
+    for attempt in range(3):
         proc = subprocess.Popen(
             [sys.executable, "-c", _LOOP_SCRIPT, str(ROOT), str(target)],
             stdout=subprocess.PIPE,
             text=True,
         )
         assert proc.stdout.readline().strip() == "ready"
-        time.sleep(delay)
+        deadline = time.monotonic() + 20
+        while not list(tmp_path.glob(".*.tmp")) and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        time.sleep(0.002 * attempt)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
+        leftovers = list(tmp_path.glob(".*.tmp"))  # a kill mid-save leaves its temp file
+        landed_mid_save += bool(leftovers)
+        for p in leftovers:
+            p.unlink()
         w = ck.load_file(target)["w"]  # checksum verified: a torn file would be refused
-        assert w.shape == (1 << 19,)
+        assert w.shape == (1 << 21,)
         assert bool((w == 1.0).all()) or bool((w == 2.0).all())
+    assert landed_mid_save >= 1
 
 
 def test_refuses_to_overwrite_an_input(tmp_path):
