@@ -173,3 +173,12 @@ def test_regressor_trains_saves_and_loads(tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m jojogan.toy.score train"):
         load_regressor(tmp_path / "missing.safetensors")
     assert isinstance(again, ParamRegressor)
+
+
+def test_phase_time_caps_stop_a_phase_and_still_write_outputs(tmp_path):
+    cfg = _tiny(warm_steps=0, steps=10**6, enc_steps=1)
+    card = train(cfg, tmp_path, phase_time_s={"gan": 0.5}, cache_dir=tmp_path / ".", log=None)
+    assert 0 < card["steps_done"]["gan"] < 10**6 and card["steps_done"]["enc"] == 1
+    assert not card["complete"]
+    assert "INCOMPLETE" in (tmp_path / "MODEL_CARD.md").read_text()
+    assert (tmp_path / "toy_stylegan2.safetensors").is_file()

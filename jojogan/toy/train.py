@@ -109,7 +109,7 @@ class ToyEncoder(nn.Module):
         super().__init__()
         self.size, self.n_latent, self.style_dim = size, n_latent, style_dim
         n_down = int(math.log2(size)) - 2  # to 4x4
-        chans = [min(width * 2**i, width * 8) for i in range(n_down + 1)]
+        chans = [min(width * 2**i, width * 4) for i in range(n_down + 1)]
         self.stem = nn.Sequential(nn.Conv2d(3, chans[0], 3, padding=1), nn.LeakyReLU(0.2))
         self.down = nn.ModuleList()
         for i in range(n_down):
@@ -124,16 +124,27 @@ class ToyEncoder(nn.Module):
             )
         self.feat_ch = chans
         self.groups = self.layer_groups(n_latent)
-        self.w0 = nn.Linear(chans[-1] * 16, style_dim)
+        self.w0 = self._head(chans[-1], style_dim)
         self.heads = nn.ModuleDict()
         for g, layers in enumerate(self.groups):
             if layers:  # group g reads the map g levels above the 4x4 one
                 ch = chans[max(len(chans) - 1 - g, 0)]
-                self.heads[str(g)] = nn.Linear(ch * 16, style_dim * len(layers))
+                self.heads[str(g)] = self._head(ch, style_dim * len(layers))
         self.register_buffer("latent_avg", torch.zeros(style_dim))
         for h in self.heads.values():  # start from w0 alone
-            nn.init.zeros_(h.weight)
-            nn.init.zeros_(h.bias)
+            nn.init.zeros_(h[-1].weight)
+            nn.init.zeros_(h[-1].bias)
+
+    @staticmethod
+    def _head(ch: int, out: int, squeeze: int = 48) -> nn.Sequential:
+        """Map [B,ch,H,W] -> [B,out]: 1x1 conv to `squeeze` channels, 4x4 pool, linear."""
+        return nn.Sequential(
+            nn.Conv2d(ch, squeeze, 1),
+            nn.LeakyReLU(0.2),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
+            nn.Linear(squeeze * 16, out),
+        )
 
     @staticmethod
     def layer_groups(n_latent: int) -> list[list[int]]:
@@ -155,14 +166,13 @@ class ToyEncoder(nn.Module):
             h = blk(h)
             maps.append(h)
         b = x.shape[0]
-        w0 = self.w0(maps[-1].flatten(1))
+        w0 = self.w0(maps[-1])
         deltas = torch.zeros(b, self.n_latent, self.style_dim, device=x.device, dtype=x.dtype)
         for g, layers in enumerate(self.groups):
             if not layers:
                 continue
             head = self.heads[str(g)]
             m = maps[max(len(maps) - 1 - g, 0)]
-            m = F.adaptive_avg_pool2d(m, 4).flatten(1)
             deltas[:, layers] = head(m).view(b, len(layers), self.style_dim)
         ws = self.latent_avg + w0[:, None] + deltas
         return (ws, deltas) if return_deltas else ws
@@ -438,9 +448,17 @@ def train(
     log_every: int = 100,
     workers: int = 0,
     time_limit_s: float | None = None,
+    phase_time_s: dict[str, float] | None = None,
+    cache_dir: str | os.PathLike | None = None,
     log: Callable[[str], None] | None = print,
 ) -> dict:
-    """Run the three phases (see the module docstring); returns the model card dict."""
+    """Run the three phases (see the module docstring); returns the model card dict.
+
+    time_limit_s caps the whole call; phase_time_s {"warm"|"gan"|"enc": seconds} caps a phase in
+    this call (e.g. leave the encoder its share of a fixed GPU slot). Either way the state is
+    saved and the outputs written, and `complete` in the card says whether all steps were done.
+    cache_dir: where the rendered data set is cached (default: `out`).
+    """
     for name in ("warm_steps", "steps", "enc_steps"):
         if getattr(cfg, name) < 0:
             raise ValueError(f"train: {name} must be >= 0, got {getattr(cfg, name)}")
@@ -460,6 +478,10 @@ def train(
         else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     )
     say = log or (lambda s: None)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     t_start = time.time()
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -509,11 +531,16 @@ def train(
         meta["jojogan.progress"] = json.dumps({"done": done, "wall": wall, "losses": losses})
         _save_tensors(tensors, state_path, meta)
 
-    def out_of_time() -> bool:
-        return time_limit_s is not None and time.time() - t_start > time_limit_s
+    def out_of_time(phase: str, t_phase: float) -> bool:
+        if time_limit_s is not None and time.time() - t_start > time_limit_s:
+            return True
+        cap = (phase_time_s or {}).get(phase)
+        return cap is not None and time.time() - t_phase > cap
 
     t0 = time.time()
-    imgs_np, vals_np = make_dataset(cfg.data_size, cfg.size, cfg.seed, out_dir, workers, say)
+    imgs_np, vals_np = make_dataset(
+        cfg.data_size, cfg.size, cfg.seed, Path(cache_dir or out_dir), workers, say
+    )
     wall["data"] += time.time() - t0
     data = torch.from_numpy(imgs_np).to(dev)  # uint8 [N,H,W,3]
     n_data = data.shape[0]
@@ -540,7 +567,8 @@ def train(
         ).to(dev)
         g.train()
         t0 = time.time()
-        while done["warm"] < cfg.warm_steps and not out_of_time():
+        t_phase = time.time()
+        while done["warm"] < cfg.warm_steps and not out_of_time("warm", t_phase):
             idx = torch.randint(0, n_data, (cfg.batch,), generator=gen)
             ws = g.mapping(z_all[idx.to(dev)])[:, None].expand(-1, g.n_latent, -1)
             fake = g.synthesis(ws, noise_mode="random")
@@ -570,7 +598,8 @@ def train(
         g.train()
         d.train()
         t0 = time.time()
-        while done["gan"] < cfg.steps and not out_of_time():
+        t_phase = time.time()
+        while done["gan"] < cfg.steps and not out_of_time("gan", t_phase):
             step = done["gan"]
             b = cfg.batch
 
@@ -630,7 +659,8 @@ def train(
     if done["enc"] < cfg.enc_steps:
         enc.train()
         t0 = time.time()
-        while done["enc"] < cfg.enc_steps and not out_of_time():
+        t_phase = time.time()
+        while done["enc"] < cfg.enc_steps and not out_of_time("enc", t_phase):
             b = cfg.batch
             with torch.no_grad():
                 z1 = torch.randn(b, cfg.style_dim, generator=gen).to(dev)
@@ -776,6 +806,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=0, help="processes that render the data")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--time-limit", type=float, default=None, help="stop and save after N s")
+    for ph, what in (("warm", "warm start"), ("gan", "adversarial phase"), ("enc", "encoder")):
+        ap.add_argument(f"--{ph}-time", type=float, default=None, help=f"cap the {what} (s)")
+    ap.add_argument("--cache-dir", default=None, help="where to cache renders (default: --out)")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -809,6 +842,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_every=a.log_every,
             workers=a.workers,
             time_limit_s=a.time_limit,
+            phase_time_s={
+                k: v
+                for k, v in (("warm", a.warm_time), ("gan", a.gan_time), ("enc", a.enc_time))
+                if v is not None
+            },
+            cache_dir=a.cache_dir,
         )
     except (ValueError, FloatingPointError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
