@@ -15,6 +15,11 @@ that names the file, says what it really is or what is wrong, and what to do:
    :func:`load_stylegan2` infers the configuration from tensor shapes, builds the modules and
    loads them strictly through :func:`load_state_dict_strict`.
 
+NVIDIA StyleGAN2-ADA ``.pkl`` files embed code and are refused by :func:`load_file`;
+:func:`convert_nvidia_pkl` reads their weights with an unpickler that resolves only tensor
+rebuilders (every other name becomes an inert stub, the embedded source is never run) and writes
+a rosinality-layout ``.safetensors`` through a key table that fails on any unmatched key.
+
 Writing goes through :func:`atomic_writer` (temp file in the target folder, fsync, ``os.replace``,
 fsync of the folder), so an interrupted or failed save never leaves a partial file and never
 damages the previous one.
@@ -30,6 +35,7 @@ import io
 import json
 import math
 import os
+import pickle
 import pickletools
 import re
 import struct
@@ -52,6 +58,7 @@ __all__ = [
     "atomic_writer",
     "check_finite",
     "check_not_overwriting",
+    "convert_nvidia_pkl",
     "detect_layout",
     "infer_discriminator_config",
     "infer_generator_config",
@@ -59,6 +66,7 @@ __all__ = [
     "load_generator_weights",
     "load_state_dict_strict",
     "load_stylegan2",
+    "read_nvidia_pkl",
     "read_safetensors_metadata",
     "save_safetensors",
     "save_stylegan2",
@@ -1319,7 +1327,7 @@ _NV_FUNCTIONS: dict[tuple[str, str], Any] = {
 }
 
 
-class _StubUnpickler(__import__("pickle").Unpickler):
+class _StubUnpickler(pickle.Unpickler):
     """Resolves only the tensor rebuilders above; every other global becomes a harmless stub."""
 
     def __init__(self, f: Any) -> None:
@@ -1339,16 +1347,20 @@ class _StubUnpickler(__import__("pickle").Unpickler):
         raise ValueError("persistent ids are not used by NVIDIA network pickles")
 
 
-def _flatten_module(obj: Any, prefix: str, out: dict[str, torch.Tensor]) -> None:
+def _flatten_module(
+    obj: Any, prefix: str, out: dict[str, torch.Tensor], seen: set[int] | None = None
+) -> None:
+    seen = set() if seen is None else seen
     state = obj.state if isinstance(obj, _Persistent | _Stub) else None
-    if not isinstance(state, Mapping):
+    if not isinstance(state, Mapping) or id(obj) in seen or prefix.count(".") > 32:
         return
+    seen.add(id(obj))
     for group in ("_parameters", "_buffers"):
         for k, v in (state.get(group) or {}).items():
             if isinstance(v, torch.Tensor):
                 out[prefix + k] = v
     for k, v in (state.get("_modules") or {}).items():
-        _flatten_module(v, f"{prefix}{k}.", out)
+        _flatten_module(v, f"{prefix}{k}.", out, seen)
 
 
 def _nv_filter_ok(t: torch.Tensor) -> bool:
