@@ -240,6 +240,14 @@ def _decode(img: Image.Image, name: str, background: tuple[int, int, int]) -> to
     return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
 
 
+def _n_frames(img: Image.Image) -> int:
+    """Frames that are part of the picture: an MPO (phone JPEG) keeps a preview/depth image after
+    the main one, which is not an animation."""
+    if img.format == "MPO":
+        return 1
+    return int(getattr(img, "n_frames", 1))
+
+
 def _prepare(
     path: str | os.PathLike,
     name: str | None,
@@ -289,10 +297,11 @@ def load_image(
     """
     _, label, img = _prepare(path, name, max_pixels, min_side, max_aspect)
     with img:
-        n = getattr(img, "n_frames", 1)
+        n = _n_frames(img)
         if n > 1:
             warnings.warn(
-                f"{label}: animated image with {n} frames; using the first frame only",
+                f"{label}: {n} frames (animated or multi-page); using the first frame only "
+                "(load_frames gives every frame)",
                 ImageInputWarning,
                 stacklevel=2,
             )
@@ -316,7 +325,7 @@ def load_frames(
     """
     _, label, img = _prepare(path, name, max_pixels, min_side, max_aspect)
     with img:
-        n = getattr(img, "n_frames", 1)
+        n = _n_frames(img)
         w, h = img.size
         if n > max_frames:
             raise ImageInputError(label, f"{n} frames is over the limit max_frames={max_frames}")

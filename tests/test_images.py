@@ -289,6 +289,17 @@ def test_animated_gif_and_webp_give_first_frame_with_warning(tmp_path):
     assert kinds == ["gif", "webp"], "Pillow without WebP: the WebP half was not exercised"
 
 
+def test_phone_mpo_jpeg_is_one_picture_not_an_animation(tmp_path):
+    p = tmp_path / "phone.jpg"
+    main, preview = Image.new("RGB", (64, 48), (0, 200, 0)), Image.new("RGB", (32, 24))
+    main.save(p, format="MPO", save_all=True, append_images=[preview], quality=95)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x = load_image(p)
+    assert x.shape == (3, 48, 64) and x[1, 10, 10] > 0.7
+    assert load_frames(p).shape == (1, 3, 48, 64)
+
+
 def test_still_image_loads_without_warnings(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
