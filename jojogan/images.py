@@ -30,6 +30,7 @@ __all__ = [
     "ImageInputWarning",
     "load_image",
     "load_frames",
+    "pil_to_tensor",
     "validate_image_tensor",
     "comfy_to_core",
     "core_to_comfy",
@@ -216,6 +217,16 @@ def _to_rgb_array(img: Image.Image, name: str, background: tuple[int, int, int])
         return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
     except (ValueError, OSError) as e:
         raise ImageInputError(name, f"unsupported image mode {mode!r} ({e})") from None
+
+
+def pil_to_tensor(
+    img: Image.Image, name: str = "image", background: tuple[int, int, int] = (255, 255, 255)
+) -> torch.Tensor:
+    """An in-memory PIL image of any mode -> RGB ``[3,H,W]`` float32 in [0,1], with the same
+    mode rules as :func:`load_image` (transparency on ``background``, 16-bit/float scaled).
+    EXIF orientation is not applied (files get it in :func:`load_image`)."""
+    a = np.clip(_to_rgb_array(img, name, background), 0.0, 1.0)
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
 
 
 def _decode(img: Image.Image, name: str, background: tuple[int, int, int]) -> torch.Tensor:

@@ -33,6 +33,7 @@ from kornia.filters import gaussian_blur2d
 from kornia.geometry.transform import warp_affine
 from PIL import Image
 
+from ..images import ImageInputError, pil_to_tensor
 from .detect import Detection, FaceDetector, get_detector, to_uint8_hwc
 
 __all__ = [
@@ -142,11 +143,8 @@ def as_image_tensor(image: Image.Image | torch.Tensor, name: str = "image") -> t
     """A PIL image (any mode, via the project's loader rules) or a ``[3,H,W]`` float tensor in
     [0,1] -> ``[3,H,W]`` float32 in [0,1]. EXIF orientation is *not* applied here (``load_image``
     does that for files; ComfyUI's LoadImage does it for its images)."""
-    from ..images import ImageInputError, _to_rgb_array
-
     if isinstance(image, Image.Image):
-        a = np.clip(_to_rgb_array(image, name, (255, 255, 255)), 0.0, 1.0)
-        return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
+        return pil_to_tensor(image, name)
     if not isinstance(image, torch.Tensor):
         raise ImageInputError(name, f"expected a PIL image or a tensor, got {type(image).__name__}")
     if image.dim() != 3 or image.shape[0] != 3:
