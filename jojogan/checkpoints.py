@@ -28,6 +28,7 @@ damages the previous one.
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import errno
 import hashlib
@@ -139,17 +140,12 @@ def sniff(path: PathLike) -> str:
         b"<html" in text[:1024]
     ):
         return "html"
-    if head and all(b in b"\t\n\r" or 32 <= b < 127 or b >= 128 for b in head[:512]):
-        try:
-            head[:512].decode("utf-8")
+    if all(b in b"\t\n\r" or 32 <= b < 127 or b >= 128 for b in head[:512]):
+        try:  # incremental: a multi-byte character cut at the end is fine, binary data is not
+            codecs.getincrementaldecoder("utf-8")().decode(head[:512], final=False)
             return "text"
         except UnicodeDecodeError:
-            # Cut in the middle of a multi-byte character is fine; binary data is not.
-            try:
-                head[:508].decode("utf-8")
-                return "text"
-            except UnicodeDecodeError:
-                pass
+            pass
     return "unknown"
 
 
@@ -338,11 +334,43 @@ def _safe_globals_context() -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+def _zip_member(p: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """A member's bytes; CRC-checked unless it was stored without one (CRC 0: torch's
+    ``compute_crc32=False`` save option), in which case it is read raw."""
+    if info.CRC != 0 or info.file_size == 0 or info.compress_type != zipfile.ZIP_STORED:
+        return zf.read(info)
+    with open(p, "rb") as f:
+        f.seek(info.header_offset)
+        head = f.read(30)
+        if len(head) < 30 or head[:4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile(f"bad local header for {info.filename}")
+        name_len, extra_len = struct.unpack("<HH", head[26:30])
+        f.seek(info.header_offset + 30 + name_len + extra_len)
+        data = f.read(info.file_size)
+    if len(data) != info.file_size:
+        raise zipfile.BadZipFile(f"{info.filename} is cut short")
+    return data
+
+
+def _first_bad_member(zf: zipfile.ZipFile) -> str | None:
+    """The first member whose stored CRC-32 does not match its data (None when all match)."""
+    for info in zf.infolist():
+        if info.CRC == 0 and info.file_size > 0:
+            continue  # saved without checksums: nothing to verify
+        try:
+            with zf.open(info) as f:
+                while f.read(1 << 24):
+                    pass
+        except zipfile.BadZipFile:
+            return info.filename
+    return None
+
+
 def _check_zip(p: Path) -> None:
     """Refuse a corrupt zip (bad CRC, truncated) and a zip whose pickles need code."""
     try:
         with zipfile.ZipFile(p) as zf:
-            bad = zf.testzip()
+            bad = _first_bad_member(zf)
             if bad is not None:
                 raise CheckpointError(
                     f"{p}: the file is corrupt (checksum mismatch in '{bad}'): it was damaged "
@@ -362,7 +390,7 @@ def _check_zip(p: Path) -> None:
                         f"{zf.getinfo(name).file_size} bytes). Download it again."
                     )
                 try:
-                    names = scan_pickle_globals(zf.read(name))
+                    names = scan_pickle_globals(_zip_member(p, zf, zf.getinfo(name)))
                 except Exception as e:
                     raise CheckpointError(
                         f"{p}: the file is corrupt ({name} inside it is not a valid pickle: "
@@ -441,6 +469,11 @@ def load_file(path: PathLike, *, map_location: Any = "cpu") -> Any:
         kind = sniff(p)
     except OSError as e:
         raise CheckpointError(f"{p}: cannot read the file ({_short(e)}).") from None
+    if isinstance(map_location, str | torch.device):
+        try:
+            torch.empty(0, device=map_location)
+        except Exception as e:
+            raise ValueError(f"map_location={map_location!r} is not usable ({_short(e)})") from None
     if kind == "safetensors":
         return _load_safetensors(p, map_location)
     if kind == "zip":
@@ -1142,6 +1175,9 @@ def load_stylegan2(
     from jojogan import stylegan2
 
     p = Path(path)
+    parts = (parts,) if isinstance(parts, str) else tuple(parts)
+    if not set(parts) <= set(_PARTS):
+        raise ValueError(f"load_stylegan2: parts must be among {_PARTS}, got {parts!r}")
     wanted = "a StyleGAN2 generator checkpoint"
     obj = load_file(p, map_location="cpu")
     layout, found = _generator_parts(p, obj, wanted)

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 
 import pytest
 import torch
@@ -528,3 +529,18 @@ def test_full_1024_checkpoint_loads_strictly_and_refuses_a_256_generator(tmp_pat
         ck.load_stylegan2(small, expect_size=1024)
     with pytest.raises(CheckpointError, match="another base model"):
         ck.load_generator_weights(small, target)
+
+
+def test_zip_saved_without_crc32_loads(tmp_path):
+    """torch's `compute_crc32=False` save option writes CRC 0 everywhere: not corruption."""
+    config = pytest.importorskip("torch.utils.serialization").config
+    g = tiny_g(12)
+    path = tmp_path / "nocrc.pt"
+    old = config.save.compute_crc32
+    config.save.compute_crc32 = False
+    try:
+        torch.save({"g_ema": g.state_dict()}, path)
+    finally:
+        config.save.compute_crc32 = old
+    assert {i.CRC for i in zipfile.ZipFile(path).infolist()} == {0}
+    assert_same_weights(ck.load_stylegan2(path).g_ema, g)
