@@ -87,6 +87,7 @@ def _as_latent_avg(latent_avg: torch.Tensor | None, n_styles: int) -> torch.Tens
 
 class _EncoderBase(nn.Module):
     kind = "encoder"
+    input_size = INPUT_SIZE
 
     def _prepare(self, images: torch.Tensor, who: str) -> torch.Tensor:
         check_face_images(images, who)
@@ -101,10 +102,15 @@ class E4EEncoder(_EncoderBase):
 
     kind = "e4e"
 
-    def __init__(self, n_styles: int = 18, latent_avg: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        n_styles: int = 18,
+        latent_avg: torch.Tensor | None = None,
+        encoder: Encoder4Editing | None = None,
+    ) -> None:
         super().__init__()
         self.n_styles = n_styles
-        self.encoder = Encoder4Editing(n_styles)
+        self.encoder = encoder if encoder is not None else Encoder4Editing(n_styles)
         avg = _as_latent_avg(latent_avg, n_styles)
         self.register_buffer("latent_avg", avg if avg is not None else torch.zeros(n_styles, 512))
         self.add_latent_avg = latent_avg is not None
@@ -127,10 +133,16 @@ class ReStyleEncoder(_EncoderBase):
 
     kind = "restyle"
 
-    def __init__(self, decoder: Generator, latent_avg: torch.Tensor, input_nc: int = 6) -> None:
+    def __init__(
+        self,
+        decoder: Generator,
+        latent_avg: torch.Tensor,
+        input_nc: int = 6,
+        encoder: BackboneEncoder | None = None,
+    ) -> None:
         super().__init__()
         self.n_styles = decoder.n_latent
-        self.encoder = BackboneEncoder(self.n_styles, input_nc)
+        self.encoder = encoder if encoder is not None else BackboneEncoder(self.n_styles, input_nc)
         self.decoder = decoder
         avg = _as_latent_avg(latent_avg, self.n_styles)
         self.register_buffer("latent_avg", avg)
@@ -238,14 +250,15 @@ def load_encoder(
         use_avg = bool(opts.get("start_from_latent_avg", latent_avg is not None))
         if use_avg and latent_avg is None:
             latent_avg = decoder.mean_latent(MEAN_LATENT_SAMPLES, seed=0)
-        enc: E4EEncoder | ReStyleEncoder = E4EEncoder(n_styles, latent_avg if use_avg else None)
+        enc: E4EEncoder | ReStyleEncoder = E4EEncoder(
+            n_styles, latent_avg if use_avg else None, encoder=encoder
+        )
         if keep_decoder:
             enc.decoder = decoder
     else:
         if latent_avg is None:
             latent_avg = decoder.mean_latent(MEAN_LATENT_SAMPLES, seed=0)
-        enc = ReStyleEncoder(decoder, latent_avg, encoder.input_layer[0].in_channels)
-    enc.encoder = encoder
+        enc = ReStyleEncoder(decoder, latent_avg, encoder=encoder)
     enc.source = src
     enc.opts = opts
     return enc.eval().requires_grad_(False).to(device)
