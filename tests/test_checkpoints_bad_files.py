@@ -256,6 +256,15 @@ def test_bit_flip_in_zip_tensor_data_is_caught_by_checksum(tmp_path, good):
     refused(path, good, "corrupt")
 
 
+def test_bit_flip_in_zip_central_directory_method_field_is_refused(tmp_path, good):
+    path = _saved(tmp_path, "zip")
+    data = bytearray(path.read_bytes())
+    central = data.rfind(b"PK\x01\x02")  # the last central-directory entry
+    data[central + 10] ^= 0x04  # its compression method: zipfile raises NotImplementedError
+    path.write_bytes(bytes(data))
+    refused(path, good, "corrupt")
+
+
 def test_bit_flip_in_safetensors_data_is_caught_by_stored_checksum(tmp_path, good):
     path = _saved(tmp_path, "safetensors")
     data = bytearray(path.read_bytes())
@@ -276,11 +285,21 @@ def test_bit_flip_in_safetensors_header_is_refused(tmp_path, good):
 def test_bit_flips_anywhere_give_a_clear_error_or_the_exact_weights(tmp_path, good, fmt):
     """A sweep of single-bit flips: each one is refused with a CheckpointError, or (where the
     format has no checksum, e.g. legacy tensor bytes, zip timestamps) loads; never a crash."""
+    _bit_flip_sweep(tmp_path, fmt, 40)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["zip", "legacy", "safetensors"])
+def test_dense_bit_flip_sweep_never_crashes(tmp_path, good, fmt):
+    _bit_flip_sweep(tmp_path, fmt, 400)
+
+
+def _bit_flip_sweep(tmp_path: pathlib.Path, fmt: str, n: int) -> None:
     path = _saved(tmp_path, fmt)
     original = path.read_bytes()
     reference = ck.load_file(path)
     outcomes = {"refused": 0, "loaded": 0}
-    for pos in range(3, len(original), max(1, len(original) // 40)):
+    for pos in range(3, len(original), max(1, len(original) // n)):
         data = bytearray(original)
         data[pos] ^= 0x04
         path.write_bytes(bytes(data))
