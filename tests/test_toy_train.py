@@ -182,3 +182,20 @@ def test_phase_time_caps_stop_a_phase_and_still_write_outputs(tmp_path):
     assert not card["complete"]
     assert "INCOMPLETE" in (tmp_path / "MODEL_CARD.md").read_text()
     assert (tmp_path / "toy_stylegan2.safetensors").is_file()
+
+
+def test_fit_by_synthesis_reads_gaze_of_a_same_style_render():
+    from jojogan.toy.score import fit_by_synthesis
+
+    p = sample_params(3, 2)
+    q = p.replace(gaze_x=np.float32([0.15, 0.8]), gaze_y=np.float32([0.7, 0.3]))
+    img = render_torch(q, "cartoon", 64)
+    img = img + 0.05 * torch.randn(img.shape, generator=torch.Generator().manual_seed(0))
+    fit = fit_by_synthesis(img, p, "cartoon", grid=5, rounds=2)
+    assert np.abs(fit.field("gaze_x") - q.field("gaze_x")).max() < 0.08
+    assert np.abs(fit.field("gaze_y") - q.field("gaze_y")).max() < 0.12
+    # the other fields are the given identity's
+    others = [i for i, (f, _) in enumerate(FIELDS) if f not in ("gaze_x", "gaze_y")]
+    assert np.array_equal(fit.to_vector()[:, others], p.to_vector()[:, others])
+    with pytest.raises(ValueError, match="2 images but 1"):
+        fit_by_synthesis(img, p[0], "cartoon")
