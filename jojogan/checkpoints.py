@@ -51,6 +51,14 @@ import torch
 from torch import nn
 
 __all__ = [
+    "LAYOUT_ARCFACE",
+    "LAYOUT_DISCRIMINATOR",
+    "LAYOUT_GENERATOR",
+    "LAYOUT_JOJOGAN_STYLE",
+    "LAYOUT_PSP_ENCODER",
+    "LAYOUT_ROSINALITY",
+    "LAYOUT_ROSINALITY_TRAINING",
+    "LAYOUT_UNKNOWN",
     "CheckpointError",
     "DiscriminatorConfig",
     "GeneratorConfig",
