@@ -63,6 +63,16 @@ def test_render_shapes_dtypes_and_torch_range():
     assert np.array_equal(render_batch([p[0], p[1]], "ink", 16), render_batch(p, "ink", 16))
 
 
+def test_scene_and_styles_stay_float32():
+    # NumPy 2 promotes on float64 operands; a float64 field slows rendering several times.
+    p = sample_params(0, 2)
+    for name, st in STYLES.items():
+        sc = Scene(p, 16, st.geometry)
+        fields = [*sc.sdf.values(), *sc.colour.values(), sc.face_in, sc.noise, sc.strands]
+        assert all(a.dtype == np.float32 for a in fields), name
+        assert st.fn(sc).dtype == np.float32, name
+
+
 def test_every_style_renders_a_nontrivial_distinct_image():
     assert len(STYLES) >= 6 and "photo" in STYLES
     p = sample_params(5, 2)

@@ -488,9 +488,7 @@ class Scene:
         bg = _hsv(p["bg_hue"], 0.35, 0.42 + 0.5 * p["bg_lum"])
         self.colour = {
             "skin": skin,
-            "lips": np.clip(
-                skin * np.array([0.92, 0.55, 0.55], np.float32) + [0.08, 0.0, 0.0], 0, 1
-            ),
+            "lips": np.clip(skin * np.float32([0.92, 0.55, 0.55]) + np.float32([0.08, 0, 0]), 0, 1),
             "iris": _palette(p["iris_col"], _IRIS),
             "hair": hair,
             "brows": hair * 0.75,
