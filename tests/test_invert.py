@@ -251,3 +251,17 @@ def test_discriminator_of_another_size_is_refused(gen, sample):
     d = Discriminator(16, channels={4: 8, 8: 8, 16: 8})
     with pytest.raises(ValueError, match="16 px"):
         invert(target, gen, "optimize", steps=1, discriminator=d)
+
+
+def test_restyle_encoder_through_invert_uses_n_iters():
+    from jojogan.encoders import ReStyleEncoder
+
+    torch.manual_seed(1)
+    dec = Generator(16, 512, 1, channels={4: 16, 8: 16, 16: 16}).eval()
+    enc = ReStyleEncoder(dec, torch.zeros(512)).eval()
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    w = invert(x, dec, "encoder", encoder=enc, n_iters=2)
+    with torch.no_grad():
+        expected = enc(resize_square(x, 256), n_iters=2)
+        one = enc(resize_square(x, 256), n_iters=1)
+    assert torch.equal(w, expected) and not torch.equal(w, one)
