@@ -403,10 +403,11 @@ class Scene:
         sdf["shoulders"] = np.maximum(shoulders, -collar)
 
         # eyes
-        ea = _c(0.075 + 0.035 * p["eye_size"]) * g.eye_w
+        ea0 = _c(0.075 + 0.035 * p["eye_size"])
+        ea = ea0 * g.eye_w
         eb = ea * 0.62 * g.eye_h / g.eye_w
         ecy = fb * _c(-0.24 + 0.20 * p["eye_y"] + g.eye_drop)
-        ecx = fa * _c(0.34 + 0.14 * p["eye_sep"]) + (ea - 0.092) * 0.6 * (g.eye_w - 1.0)
+        ecx = fa * _c(0.34 + 0.14 * p["eye_sep"]) + (ea - ea0) * 0.75  # bigger eyes: apart
         ex = np.abs(x - yaw) - ecx
         ey = y - ecy
         sclera = _ellipse(ex, ey, ea, eb)
@@ -750,7 +751,7 @@ def _cartoon(sc: Scene) -> np.ndarray:
 @register_style(
     "big_eyes",
     "anime-like: huge tall eyes with big highlights, tiny nose and mouth, pastel cel shading",
-    GeometryOptions(eye_w=1.35, eye_h=2.0, iris=1.05, eye_drop=0.08, nose=0.5, mouth=0.65, jaw=1.5),
+    GeometryOptions(eye_w=1.5, eye_h=2.3, iris=1.0, eye_drop=0.1, nose=0.5, mouth=0.6, jaw=1.5),
 )
 def _big_eyes(sc: Scene) -> np.ndarray:
     c = sc.colour
@@ -835,6 +836,91 @@ def _ink(sc: Scene) -> np.ndarray:
     # a solid shadow block on the right side of the face
     shade = (sc.x > sc.fa * 0.55) & (sc.face_in < 0.8)
     return over(img, black, shade * sc.cov("face") * (1.0 - sc.cov("hair_front")) * 0.9)
+
+
+_NEON = {
+    "hair": hex_rgb("#ff2fd0"),
+    "skin": hex_rgb("#27f0ff"),
+    "eyes": hex_rgb("#c8ff3a"),
+    "mouth": hex_rgb("#ff8a3a"),
+    "cloth": hex_rgb("#8c5cff"),
+}
+_NEON_PART = {
+    "hair_back": "hair",
+    "neck": "skin",
+    "shoulders": "cloth",
+    "ears": "skin",
+    "face": "skin",
+    "nose": "mouth",
+    "mouth": "mouth",
+    "sclera": "eyes",
+    "iris": "eyes",
+    "brows": "hair",
+    "hair_front": "hair",
+}
+
+
+@register_style("neon", "glowing neon outlines in a fixed palette on a near-black background")
+def _neon(sc: Scene) -> np.ndarray:
+    dark = np.float32([0.03, 0.03, 0.08])
+    img = sc.background(np.broadcast_to(dark * 1.6, (sc.n, 3)), np.broadcast_to(dark, (sc.n, 3)))
+    for part in PART_ORDER:
+        if part not in _NEON_PART:
+            continue
+        colour = _NEON[_NEON_PART[part]]
+        if part not in ("iris", "nose", "brows"):  # occlude farther lines
+            img = over(img, dark, sc.cov(part))
+        small = part in ("nose", "mouth", "iris", "brows", "sclera")
+        glow = sc.line(part, 1.2, soft=2.5) * 0.3 if small else sc.line(part, 2.5, soft=5.0) * 0.45
+        core = sc.line(part, 0.7 if small else 0.9)
+        if part == "iris":
+            glow, core = glow * sc.cov("sclera"), core * sc.cov("sclera")
+        img = over(img, colour, glow)
+        img = over(img, np.clip(colour * 0.5 + 0.55, 0, 1), core)
+    return img
+
+
+def _wash(sc: Scene, d: np.ndarray, wobble: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
+    """(soft coverage, pigment pooled at the edge) of a watercolour wash over an SDF."""
+    d = d + sc.noise * wobble
+    cov = np.clip(0.5 - d / (sc.px * 3.0), 0.0, 1.0)
+    edge = np.clip(1.0 - np.abs(d) / (sc.px * 4.0), 0.0, 1.0) * cov
+    return cov, edge
+
+
+@register_style("watercolor", "soft watercolour washes with wobbly pooled edges on grainy paper")
+def _watercolor(sc: Scene) -> np.ndarray:
+    c = sc.colour
+    paper = np.float32([0.97, 0.95, 0.9])
+    img = np.broadcast_to(paper, (sc.n, sc.s, sc.s, 3)).copy()
+    img *= (1.0 + 0.03 * sc.noise)[..., None]
+
+    def tint(col: np.ndarray, k: float = 0.55) -> np.ndarray:
+        return (col * k + paper * (1.0 - k)).astype(np.float32)
+
+    bg_cov = np.clip(0.35 + 0.25 * sc.noise, 0.0, 1.0) * (0.6 + 0.4 * (sc.Y + 1.0) * 0.5)
+    img = over(img, tint(c["bg"], 0.5), bg_cov * (1.0 - _figure(sc)) * 0.8)
+    washes = (
+        ("hair_back", tint(c["hair"], 0.7)),
+        ("neck", tint(c["skin"] * 0.9)),
+        ("shoulders", tint(c["cloth"])),
+        ("ears", tint(c["skin"])),
+        ("face", tint(c["skin"])),
+        ("mouth", tint(c["lips"], 0.8)),
+        ("sclera", paper),
+        ("iris", tint(c["iris"], 0.8)),
+        ("brows", tint(c["brows"], 0.7)),
+        ("hair_front", tint(c["hair"], 0.7)),
+    )
+    for part, colour in washes:
+        cov, edge = _wash(sc, sc.sdf[part], 0.0 if part in ("iris", "sclera") else 0.012)
+        img = over(img, colour, cov * 0.92)
+        img = over(img, colour * 0.7, edge * 0.5)
+    brown = np.float32([0.35, 0.25, 0.2])
+    for part, width in (("sclera", 0.7), ("nose", 0.6), ("mouth", 0.6)):
+        img = over(img, brown, sc.line(part, width, soft=1.5) * 0.6)
+    img = over(img, np.float32([0.1, 0.08, 0.08]), sc.cov("pupil") * 0.8)
+    return img
 
 
 # ----------------------------------------------------------------------------------------------
