@@ -117,14 +117,18 @@ def test_matches_reference_at_1024_ffhq_config_f(fast):
     assert_parity("full1024", fast)
 
 
-def test_fast_and_plain_paths_agree_in_float64_through_the_whole_loss():
+@pytest.mark.parametrize("batch", [1, 2])
+def test_fast_and_plain_paths_agree_in_float64_through_the_whole_loss(batch):
+    # batch 1: grouped modulated conv, channels-last on CPU; batch 2: the shared-weight form
     cfg, g, d, inputs = build("small64", torch.float64)
+    ws, target = inputs["ws"][:batch], inputs["target"][:batch]
     results = []
     for fast in (False, True):
         with fast_ops(fast):
-            img = g.synthesis(inputs["ws"])
+            img = g.synthesis(ws)
             logits = d(img)
-            loss, grads = loss_grads(g, d, inputs["ws"], inputs["target"], cfg["layers"])
+            loss, grads = loss_grads(g, d, ws, target, cfg["layers"])
+        assert img.is_contiguous()
         results.append((img.detach(), logits.detach(), loss, grads))
     (img0, log0, loss0, g0), (img1, log1, loss1, g1) = results
     assert rel_err(img1, img0) < 1e-12 and rel_err(log1, log0) < 1e-12
