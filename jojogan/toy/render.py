@@ -23,7 +23,6 @@ below for the helpers (`cov`, `line`, `over`, `paint_parts`).
 
 from __future__ import annotations
 
-import colorsys
 import dataclasses
 import functools
 from collections.abc import Callable, Iterable, Sequence
@@ -1009,11 +1008,6 @@ def sample_photos(
     """Sample N identities and render them: (params, uint8 [N, size, size, 3])."""
     p = sample_params(seed, n)
     return p, render_batch(p, style, size)
-
-
-def hsv_rgb(h: float, s: float, v: float) -> tuple[float, float, float]:
-    """Scalar HSV -> RGB, for style authors."""
-    return colorsys.hsv_to_rgb(h, s, v)
 
 
 def style_grid(

@@ -528,7 +528,7 @@ def train(
         d.load_state_dict(_sub(tensors, "d"), strict=True)
         enc.load_state_dict(_sub(tensors, "enc"), strict=True)
         for opt, name in ((opt_g, "opt_g"), (opt_d, "opt_d"), (opt_w, "opt_w"), (opt_e, "opt_e")):
-            _load_opt(opt, {k: v.to(dev) for k, v in tensors.items()}, name)
+            _load_opt(opt, tensors, name)  # torch moves states to the params' device
         progress = json.loads(meta["jojogan.progress"])
         done, wall, losses = progress["done"], progress["wall"], progress.get("losses", {})
         say(f"resumed from {state_path}: {done}")
@@ -624,7 +624,6 @@ def train(
         t_phase = time.time()
         while done["gan"] < cfg.steps and not out_of_time("gan", t_phase):
             step = done["gan"]
-            b = cfg.batch
 
             # D step: softplus(D(fake)) + softplus(-D(real))
             _requires_grad(g, False)
