@@ -1,0 +1,495 @@
+"""JoJoGAN fine-tuning (Chong & Forsyth 2022, Sec. 3.3, Eq. 2-3).
+
+The generator is fine-tuned so that G(s_i) ~= y for the style-mixed codes s_i of the paired set
+(`jojogan.mixing`, Eq. 1), with the loss
+
+    L = mean over taps t of L1(D_t(G(s_i)), D_t(y))                           (Eq. 2)
+        [+ w_id * (1 - cos(F(G_orig(s_i)), F(G(s_i))))]                       (Eq. 3)
+
+where D_t are activations of the pretrained, *frozen* discriminator (taps: the released code's
+`convs` 1, 3, 4, 5) and F is ArcFace on grayscale crops (Appendix A.2, weight 2e3..5e3). Adam with
+lr 2e-3 and betas (0, 0.99). Optional grayscale before the loss (colour preservation, Sec. 5).
+
+Differences from the released code (`stylize.ipynb`), on purpose:
+
+* the mapping network is never updated (the released code optimises every generator parameter,
+  mapping included, although the mapping is only used to draw z_i); the synthesis network, its
+  affine (modulation) layers and the constant input are trained;
+* the discriminator's weights get no gradients and the reference's features are computed once
+  (the released code recomputes them every step);
+* the references are processed in chunks with gradient accumulation: memory does not grow with
+  the number of references (the released code batches all of them, which runs out of GPU memory
+  beyond about four at 1024 px); the gradient is that of the one-batch mean loss;
+* noise: ``noise_mode="const"`` (default) uses the generator's stored noise, the noise the
+  inversion used; the released code draws random noise (train mode): ``noise_mode="random"``;
+* every random draw comes from ``seed`` (same seed, same device -> same bytes); a NaN/inf loss or
+  gradient skips the step, and ``max_bad_steps`` failures in a row stop with "diverged at step k".
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .mixing import PRESETS, SPACES, MixingMask, build_mask, mix_codes, sample_random_codes
+
+__all__ = [
+    "DEFAULT_FEATURE_LAYERS",
+    "FinetuneCancelled",
+    "FinetuneDiverged",
+    "FinetuneResult",
+    "FinetuneSettings",
+    "default_feature_layers",
+    "finetune",
+]
+
+DEFAULT_FEATURE_LAYERS = (1, 3, 4, 5)  # the released code's discriminator taps
+MAX_STEPS = 100_000
+NOISE_MODES = ("const", "random", "none")
+Callback = Callable[[int, float, "Tensor | None"], Any]
+
+
+class FinetuneCancelled(Exception):
+    """Raised when the progress callback cancels (returns False or raises this). ``step`` is the
+    last completed step; ``result`` holds the partial model only if ``keep_partial`` was set."""
+
+    def __init__(self, step: int, result: FinetuneResult | None = None) -> None:
+        super().__init__(f"fine-tuning cancelled after step {step}")
+        self.step = step
+        self.result = result
+
+
+class FinetuneDiverged(RuntimeError):
+    """The loss or the gradients were NaN/inf too many steps in a row; no model is returned."""
+
+
+@dataclass
+class FinetuneSettings:
+    """Fine-tuning settings (travel with the style model's metadata).
+
+    steps: Adam steps (1..100000; the paper uses 200-500). lr: learning rate (> 0, <= 1).
+    space/preset/layers/blend: the paired set's mask (`jojogan.mixing.build_mask`); ``layers``
+    (custom mixed layers) overrides ``preset``; ``blend`` is the released code's training-time
+    alpha (1 = mixed layers fully random). feature_layers: discriminator taps (None: the released
+    code's (1,3,4,5), truncated to the discriminator's depth). grayscale: compare luminance only
+    (colour preservation). id_weight: identity-loss weight (0 = off; the paper uses 2e3..5e3;
+    needs an ArcFace model). refs_per_chunk: references per forward/backward (memory), the
+    gradient is accumulated over all references every step. noise_mode: "const", "random" or
+    "none". seed: every random draw. max_bad_steps: NaN/inf steps in a row before giving up.
+    preview_every: render a preview every N steps for the callback (0 = never).
+    keep_partial: on cancel, attach the partial model to the exception.
+    """
+
+    steps: int = 300
+    lr: float = 2e-3
+    betas: tuple[float, float] = (0.0, 0.99)
+    space: str = "w+"
+    preset: str | None = "full"
+    layers: tuple[int, ...] | None = None
+    blend: float = 1.0
+    feature_layers: tuple[int, ...] | None = None
+    grayscale: bool = False
+    id_weight: float = 0.0
+    refs_per_chunk: int = 4
+    noise_mode: str = "const"
+    seed: int = 0
+    max_bad_steps: int = 10
+    preview_every: int = 0
+    keep_partial: bool = False
+
+    def validate(
+        self, generator: nn.Module | None = None, discriminator: nn.Module | None = None
+    ) -> None:
+        """Raise ValueError naming the bad field; checks layer ranges against the models."""
+
+        def bad(name: str, why: str) -> ValueError:
+            return ValueError(f"FinetuneSettings.{name}: {why} (got {getattr(self, name)!r})")
+
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int):
+            raise bad("steps", "must be an integer")
+        if not 1 <= self.steps <= MAX_STEPS:
+            raise bad("steps", f"must be between 1 and {MAX_STEPS} (the paper uses 200-500)")
+        if not _finite_number(self.lr) or not 0 < self.lr <= 1:
+            raise bad("lr", "must be a number > 0 and <= 1 (the paper uses 2e-3)")
+        if len(self.betas) != 2 or not all(_finite_number(b) and 0 <= b < 1 for b in self.betas):
+            raise bad("betas", "must be two numbers in [0,1)")
+        if self.space not in SPACES:
+            raise bad("space", f"must be one of {SPACES}")
+        if self.layers is None and self.preset not in PRESETS:
+            raise bad("preset", f"unknown preset; choose one of {PRESETS} or give layers")
+        if self.layers is not None and len(tuple(self.layers)) == 0:
+            raise bad("layers", "the custom layer list is empty")
+        if not _finite_number(self.blend) or not 0 <= self.blend <= 1:
+            raise bad("blend", "must be in [0,1] (1 = mixed layers fully random)")
+        if not _finite_number(self.id_weight) or not 0 <= self.id_weight <= 1e5:
+            raise bad("id_weight", "must be in [0, 1e5] (the paper uses 2e3..5e3)")
+        if not isinstance(self.refs_per_chunk, int) or self.refs_per_chunk < 1:
+            raise bad("refs_per_chunk", "must be an integer >= 1")
+        if self.noise_mode not in NOISE_MODES:
+            raise bad("noise_mode", f"must be one of {NOISE_MODES}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise bad("seed", "must be an integer")
+        if not isinstance(self.max_bad_steps, int) or self.max_bad_steps < 1:
+            raise bad("max_bad_steps", "must be an integer >= 1")
+        if not isinstance(self.preview_every, int) or self.preview_every < 0:
+            raise bad("preview_every", "must be an integer >= 0")
+        if self.feature_layers is not None and len(tuple(self.feature_layers)) == 0:
+            raise bad("feature_layers", "must name at least one discriminator layer")
+        if generator is not None:
+            self.mask(generator)  # raises for layers out of range
+        if discriminator is not None:
+            self.taps(discriminator)
+
+    def mask(self, generator: nn.Module) -> MixingMask:
+        """The mask M for ``generator`` (ValueError if a layer is out of range)."""
+        return build_mask(
+            generator,
+            self.space,
+            self.preset,
+            None if self.layers is None else tuple(self.layers),
+            self.blend,
+        )
+
+    def taps(self, discriminator: nn.Module) -> tuple[int, ...]:
+        """The discriminator taps for ``discriminator`` (ValueError if out of range)."""
+        n = len(discriminator.convs)
+        if self.feature_layers is None:
+            return default_feature_layers(discriminator)
+        taps = tuple(int(i) for i in self.feature_layers)
+        bad = [i for i in taps if i < 0 or i >= n]
+        if bad:
+            raise ValueError(
+                f"FinetuneSettings.feature_layers: {bad} out of range for this "
+                f"{discriminator.size} px discriminator (layers 0..{n - 1})"
+            )
+        return taps
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+
+def default_feature_layers(discriminator: nn.Module) -> tuple[int, ...]:
+    """The released taps (1,3,4,5), dropping those deeper than a small discriminator has."""
+    n = len(discriminator.convs)
+    taps = tuple(i for i in DEFAULT_FEATURE_LAYERS if i < n)
+    return taps or (n - 1,)
+
+
+def _finite_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+@dataclass
+class FinetuneResult:
+    """The fine-tuned generator (eval mode, no grad) and how it was made."""
+
+    generator: nn.Module
+    settings: FinetuneSettings
+    mask: MixingMask
+    feature_layers: tuple[int, ...]
+    losses: list[float] = field(default_factory=list)
+    skipped_steps: int = 0
+    steps_done: int = 0
+    n_references: int = 0
+    seconds: float = 0.0
+    cancelled: bool = False
+
+
+def _grayscale(x: Tensor) -> Tensor:
+    from .arcface import to_grayscale
+
+    return to_grayscale(x)
+
+
+def _check_references(references: Tensor, size: int) -> Tensor:
+    if not isinstance(references, Tensor) or references.ndim != 4 or references.shape[1] != 3:
+        shape = tuple(references.shape) if isinstance(references, Tensor) else type(references)
+        raise ValueError(f"finetune: references must be images [R,3,H,W] in [-1,1], got {shape}")
+    if references.shape[0] == 0:
+        raise ValueError("finetune: the reference list is empty; give at least one style image")
+    if not torch.isfinite(references).all():
+        raise ValueError("finetune: references contain NaN or infinite values")
+    if references.abs().max() > 1.0 + 1e-3:
+        raise ValueError(
+            "finetune: references must be in [-1,1] (got values up to "
+            f"{float(references.abs().max()):.3g}); convert images with x * 2 - 1"
+        )
+    if references.shape[-2:] != (size, size):
+        from .invert import resize_square
+
+        references = resize_square(references, size)
+    return references
+
+
+def _check_codes(codes: Tensor | Sequence[Tensor], generator: nn.Module, n: int) -> None:
+    if isinstance(codes, Tensor):
+        want = (n, generator.n_latent, generator.style_dim)
+        if tuple(codes.shape) != want:
+            raise ValueError(
+                f"finetune: W+ codes must have shape {list(want)} (one per reference), "
+                f"got {list(codes.shape)}"
+            )
+        if not torch.isfinite(codes).all():
+            raise ValueError("finetune: the codes contain NaN or infinite values")
+        return
+    codes = list(codes)
+    if len(codes) != generator.n_styles:
+        raise ValueError(
+            f"finetune: S codes must be a list of {generator.n_styles} tensors, got {len(codes)}"
+        )
+    if any(c.shape[0] != n for c in codes):
+        raise ValueError(f"finetune: S codes must have one row per reference ({n})")
+
+
+def _slice(codes: Tensor | list[Tensor], a: int, b: int) -> Tensor | list[Tensor]:
+    return codes[a:b] if isinstance(codes, Tensor) else [c[a:b] for c in codes]
+
+
+def _render(g: nn.Module, codes: Tensor | list[Tensor], noise: list | None, mode: str) -> Tensor:
+    if isinstance(codes, Tensor):
+        return g.synthesis(codes, noise_mode=mode, noise=noise)
+    return g.synthesis_from_styles(codes, noise_mode=mode, noise=noise)
+
+
+def _draw_noise(g: nn.Module, n: int, rng: torch.Generator, like: Tensor) -> list[Tensor]:
+    out = []
+    for i in range(g.num_layers):
+        res = 2 ** ((i + 5) // 2)
+        out.append(torch.randn(n, 1, res, res, generator=rng).to(like))
+    return out
+
+
+def finetune(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    references: Tensor,
+    codes: Tensor | Sequence[Tensor],
+    settings: FinetuneSettings | None = None,
+    *,
+    arcface: nn.Module | None = None,
+    callback: Callback | None = None,
+    preview_codes: Tensor | Sequence[Tensor] | None = None,
+) -> FinetuneResult:
+    """Fine-tune a copy of ``generator`` on the paired set of the references (Eq. 1-3).
+
+    generator: the base StyleGAN2 (left unchanged). discriminator: its pretrained discriminator
+    (weights not changed; temporarily frozen). references: style images [R,3,H,W] in [-1,1]
+    (resized to the generator's size when needed). codes: their inversions, W+ [R,n_latent,D] or
+    S codes (list of [R,C_l]) when ``settings.space == "s"``. Each reference gets its own mixed
+    codes every step (multi-shot, Sec. 4). arcface: an ArcFace model, needed when
+    ``settings.id_weight > 0``. callback(step, loss, preview): called after every step (preview
+    [B,3,H,W] every ``preview_every`` steps, else None); returning False or raising
+    FinetuneCancelled cancels. Any other exception from it propagates, no model is returned.
+
+    Returns a FinetuneResult; raises FinetuneDiverged after ``max_bad_steps`` NaN/inf steps in a
+    row, ValueError for bad settings or inputs (before any work).
+    """
+    settings = settings or FinetuneSettings()
+    if not isinstance(settings, FinetuneSettings):
+        raise TypeError("finetune: settings must be a FinetuneSettings")
+    settings.validate(generator, discriminator)
+    if discriminator.size != generator.size:
+        raise ValueError(
+            f"finetune: the discriminator is for {discriminator.size} px, the generator for "
+            f"{generator.size} px; use the pair from the same checkpoint"
+        )
+    references = _check_references(references, generator.size)
+    n_ref = references.shape[0]
+    if settings.space == "w+" and not isinstance(codes, Tensor):
+        raise ValueError("finetune: space='w+' needs W+ codes [R,n_latent,D]")
+    if settings.space == "s" and isinstance(codes, Tensor):
+        codes = generator.styles(codes.to(generator.input.input))
+    _check_codes(codes, generator, n_ref)
+    if settings.id_weight > 0 and arcface is None:
+        raise ValueError(
+            "finetune: id_weight > 0 needs an ArcFace model (arcface=load_arcface(...)); "
+            "download model_ir_se50.pth or set id_weight=0"
+        )
+    mask = settings.mask(generator)
+    taps = settings.taps(discriminator)
+
+    ref = generator.input.input
+    device, dtype = ref.device, ref.dtype
+    references = references.to(device=device, dtype=dtype)
+    codes = (
+        codes.detach().to(device=device, dtype=dtype)
+        if isinstance(codes, Tensor)
+        else [c.detach().to(device=device, dtype=dtype) for c in codes]
+    )
+    if preview_codes is None:
+        preview_codes = codes
+
+    g_new = copy.deepcopy(generator)
+    g_new.eval()
+    trainable = []
+    for name, p in g_new.named_parameters():
+        keep = not name.startswith("style.")
+        p.requires_grad_(keep)
+        if keep:
+            trainable.append(p)
+    opt = torch.optim.Adam(trainable, lr=settings.lr, betas=tuple(map(float, settings.betas)))
+
+    d_flags = [p.requires_grad for p in discriminator.parameters()]
+    d_training = discriminator.training
+    discriminator.requires_grad_(False).eval()
+    a_flags = None
+    if arcface is not None:
+        a_flags = [p.requires_grad for p in arcface.parameters()]
+        arcface.requires_grad_(False).eval()
+    base_flags = [p.requires_grad for p in generator.parameters()]
+    generator.requires_grad_(False)
+
+    result = FinetuneResult(g_new, settings, mask, taps, n_references=n_ref)
+    t0 = time.perf_counter()
+    try:
+        _run(
+            generator,
+            g_new,
+            discriminator,
+            arcface,
+            references,
+            codes,
+            preview_codes,
+            mask,
+            taps,
+            settings,
+            opt,
+            trainable,
+            callback,
+            result,
+        )
+    except torch.OutOfMemoryError:
+        raise RuntimeError(
+            "finetune: out of memory. Lower refs_per_chunk (now "
+            f"{settings.refs_per_chunk}), use a smaller generator or run on a larger device."
+        ) from None
+    finally:
+        for p, f in zip(discriminator.parameters(), d_flags, strict=True):
+            p.requires_grad_(f)
+        discriminator.train(d_training)
+        if arcface is not None and a_flags is not None:
+            for p, f in zip(arcface.parameters(), a_flags, strict=True):
+                p.requires_grad_(f)
+        for p, f in zip(generator.parameters(), base_flags, strict=True):
+            p.requires_grad_(f)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _run(
+    g_base: nn.Module,
+    g_new: nn.Module,
+    d: nn.Module,
+    arcface: nn.Module | None,
+    references: Tensor,
+    codes: Tensor | list[Tensor],
+    preview_codes: Tensor | Sequence[Tensor],
+    mask: MixingMask,
+    taps: tuple[int, ...],
+    st: FinetuneSettings,
+    opt: torch.optim.Optimizer,
+    trainable: list[nn.Parameter],
+    callback: Callback | None,
+    result: FinetuneResult,
+) -> None:
+    from .arcface import identity_loss
+
+    n_ref = references.shape[0]
+    chunk = st.refs_per_chunk
+    bounds = [(a, min(a + chunk, n_ref)) for a in range(0, n_ref, chunk)]
+    with torch.no_grad():  # Eq. 2: the reference's features, once
+        ref_feats = []
+        for a, b in bounds:
+            y = references[a:b]
+            ref_feats.append(
+                [f.detach() for f in d.features(_grayscale(y) if st.grayscale else y, taps)]
+            )
+    rng = torch.Generator().manual_seed(int(st.seed))
+    mode = st.noise_mode
+    bad_in_a_row = 0
+    for step in range(1, st.steps + 1):
+        opt.zero_grad(set_to_none=True)
+        rand = sample_random_codes(g_base, n_ref, rng, mask.space)
+        mixed = mix_codes(codes, rand, mask)
+        noise = _draw_noise(g_new, n_ref, rng, references) if mode == "random" else None
+        total = 0.0
+        ok = True
+        for (a, b), rf in zip(bounds, ref_feats, strict=True):
+            part = _slice(mixed, a, b)
+            nz = None if noise is None else [n[a:b] for n in noise]
+            img = _render(g_new, part, nz, mode)
+            x = _grayscale(img) if st.grayscale else img
+            feats = d.features(x, taps)
+            loss = sum(F.l1_loss(f, r) for f, r in zip(feats, rf, strict=True)) / len(taps)
+            if st.id_weight > 0:
+                with torch.no_grad():
+                    orig = _render(g_base, part, nz, mode)
+                loss = loss + st.id_weight * identity_loss(arcface, orig, img, grayscale=True)
+            if not torch.isfinite(loss):
+                ok = False
+                break
+            ((b - a) / n_ref * loss).backward()
+            total += float(loss.detach()) * (b - a) / n_ref
+        if ok:
+            ok = all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in trainable)
+        if not ok:
+            opt.zero_grad(set_to_none=True)
+            result.skipped_steps += 1
+            bad_in_a_row += 1
+            result.losses.append(float("nan"))
+            if bad_in_a_row >= st.max_bad_steps:
+                raise FinetuneDiverged(
+                    f"fine-tuning diverged at step {step}: the loss or its gradient was NaN/inf "
+                    f"{bad_in_a_row} steps in a row ({result.skipped_steps} skipped in all). "
+                    "No model was returned; lower lr or check the inputs."
+                )
+            total = float("nan")
+        else:
+            bad_in_a_row = 0
+            opt.step()
+            result.losses.append(total)
+        result.steps_done = step
+        if callback is not None:
+            preview = None
+            if st.preview_every and (step % st.preview_every == 0 or step == st.steps):
+                with torch.no_grad():
+                    preview = _render(
+                        g_new,
+                        list(preview_codes)
+                        if not isinstance(preview_codes, Tensor)
+                        else preview_codes,
+                        None,
+                        "const",
+                    )
+            try:
+                answer = callback(step, total, preview)
+            except FinetuneCancelled:
+                answer = False
+            if answer is False:
+                _finish(g_new, step, cancelled=True)
+                result.cancelled = True
+                raise FinetuneCancelled(step, result if st.keep_partial else None)
+    _finish(g_new, st.steps, cancelled=False)
+
+
+def _finish(g_new: nn.Module, step: int, cancelled: bool) -> None:
+    g_new.requires_grad_(False).eval()
+    for name, t in g_new.state_dict().items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise FinetuneDiverged(
+                f"fine-tuning diverged at step {step}: weight {name} holds NaN/inf; no model was "
+                "returned. Lower lr."
+            )

@@ -1,0 +1,321 @@
+"""Fine-tuning (Eq. 2-3) on tiny models: accumulation, determinism, frozen parts, NaN handling,
+cancellation, previews, identity and grayscale losses, bad settings."""
+
+import pytest
+import torch
+from torch import nn
+
+from jojogan.finetune import (
+    FinetuneCancelled,
+    FinetuneDiverged,
+    FinetuneSettings,
+    default_feature_layers,
+    finetune,
+)
+from jojogan.stylegan2 import Discriminator, Generator
+
+
+def _models(dtype=torch.float32):
+    torch.manual_seed(0)
+    g = Generator(32, style_dim=32, n_mlp=2, channel_max=32).eval().to(dtype)
+    d = Discriminator(32, channel_max=32).eval().to(dtype)
+    return g, d
+
+
+@pytest.fixture(scope="module")
+def models():
+    return _models()
+
+
+def _refs(g, n=2, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    refs = (torch.rand(n, 3, g.size, g.size, generator=gen) * 2 - 1).to(g.input.input.dtype)
+    codes = g.mean_latent(64)[:, None].expand(n, g.n_latent, -1).clone()
+    codes = codes + 0.1 * torch.randn(codes.shape, generator=gen).to(codes)
+    return refs, codes
+
+
+def _bytes(module):
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def test_gradient_accumulation_equals_one_batch(monkeypatch):
+    g, d = _models(torch.float64)
+    refs, codes = _refs(g, n=3)
+    grads = []
+    original = torch.optim.Adam.step
+
+    def recording_step(self, *a, **k):
+        grads.append(
+            [
+                p.grad.clone()
+                for grp in self.param_groups
+                for p in grp["params"]
+                if p.grad is not None
+            ]
+        )
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    for chunk in (3, 1, 2):
+        finetune(g, d, refs, codes, FinetuneSettings(steps=1, refs_per_chunk=chunk, seed=3))
+    assert len(grads) == 3 and len(grads[0]) > 10
+    for other in grads[1:]:
+        for a, b in zip(grads[0], other, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_same_seed_same_bytes_and_other_seed_differs(models):
+    g, d = models
+    refs, codes = _refs(g)
+    st = FinetuneSettings(steps=3, seed=7, noise_mode="random")
+    a = _bytes(finetune(g, d, refs, codes, st).generator)
+    b = _bytes(finetune(g, d, refs, codes, st).generator)
+    c = _bytes(finetune(g, d, refs, codes, FinetuneSettings(steps=3, seed=8)).generator)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_mapping_discriminator_and_base_untouched(models):
+    g, d = models
+    refs, codes = _refs(g)
+    g0, d0 = _bytes(g), _bytes(d)
+    d_flags = [p.requires_grad for p in d.parameters()]
+    res = finetune(g, d, refs, codes, FinetuneSettings(steps=3))
+    new = res.generator.state_dict()
+    assert all(torch.equal(g0[k], v) for k, v in _bytes(g).items())
+    assert all(torch.equal(d0[k], v) for k, v in _bytes(d).items())
+    assert [p.requires_grad for p in d.parameters()] == d_flags
+    assert all(p.grad is None for p in d.parameters())
+    assert all(torch.equal(new[k], g0[k]) for k in g0 if k.startswith("style."))
+    changed = [k for k in g0 if not torch.equal(new[k], g0[k])]
+    assert any(k.startswith("convs.") for k in changed)
+    assert not any(p.requires_grad for p in res.generator.parameters())
+
+
+def test_loss_goes_down_and_s_space_works(models):
+    g, d = models
+    refs, codes = _refs(g, n=1)
+    for space in ("w+", "s"):
+        res = finetune(g, d, refs, codes, FinetuneSettings(steps=12, space=space, preset="X"))
+        assert len(res.losses) == 12 and res.skipped_steps == 0
+        assert sum(res.losses[-3:]) / 3 < res.losses[0]
+
+
+class _NaNDisc(Discriminator):
+    """Returns NaN features on chosen calls (call 0 = the reference's features)."""
+
+    bad_calls: set = set()
+    calls = 0
+
+    def features(self, img, layers=(1, 3, 4, 5)):
+        out = super().features(img, layers)
+        n, self.calls = self.calls, self.calls + 1
+        if n in self.bad_calls:
+            out = [o * float("nan") for o in out]
+        return out
+
+
+def _nan_disc(d, bad):
+    nd = _NaNDisc(32, channel_max=32).eval()
+    nd.load_state_dict(d.state_dict())
+    nd.bad_calls = set(bad)
+    return nd
+
+
+def test_nan_steps_are_skipped_and_counted(models):
+    g, d = models
+    refs, codes = _refs(g)
+    res = finetune(g, _nan_disc(d, {2, 4}), refs, codes, FinetuneSettings(steps=5))
+    assert res.skipped_steps == 2
+    assert [x != x for x in res.losses] == [False, True, False, True, False]
+    assert all(torch.isfinite(v).all() for v in res.generator.state_dict().values())
+
+
+def test_repeated_nan_stops_with_diverged_at_step(models):
+    g, d = models
+    refs, codes = _refs(g)
+    with pytest.raises(FinetuneDiverged, match="diverged at step 4"):
+        finetune(
+            g, _nan_disc(d, {2, 3, 4, 5}), refs, codes, FinetuneSettings(steps=8, max_bad_steps=3)
+        )
+
+
+def test_nan_gradient_is_skipped(models, monkeypatch):
+    g, d = models
+    refs, codes = _refs(g)
+    calls = {"n": 0}
+    original = torch.Tensor.backward
+
+    def bad_backward(self, *a, **k):
+        calls["n"] += 1
+        out = original(self, *a, **k)
+        if calls["n"] == 2:  # step 2: poison one gradient
+            for p in res_holder["params"]:
+                if p.grad is not None:
+                    p.grad.fill_(float("inf"))
+                    break
+        return out
+
+    res_holder = {"params": []}
+    orig_adam = torch.optim.Adam.__init__
+
+    def adam_init(self, params, *a, **k):
+        params = list(params)
+        res_holder["params"] = params
+        orig_adam(self, params, *a, **k)
+
+    monkeypatch.setattr(torch.optim.Adam, "__init__", adam_init)
+    monkeypatch.setattr(torch.Tensor, "backward", bad_backward)
+    res = finetune(g, d, refs, codes, FinetuneSettings(steps=3))
+    assert res.skipped_steps == 1
+    assert all(torch.isfinite(v).all() for v in res.generator.state_dict().values())
+
+
+def test_cancel_returns_nothing_unless_asked(models):
+    g, d = models
+    refs, codes = _refs(g)
+    seen = []
+
+    def cb(step, loss, preview):
+        seen.append(step)
+        return step < 3
+
+    with pytest.raises(FinetuneCancelled) as e:
+        finetune(g, d, refs, codes, FinetuneSettings(steps=10), callback=cb)
+    assert e.value.step == 3 and e.value.result is None and seen == [1, 2, 3]
+
+    def cb_raise(step, loss, preview):
+        if step == 2:
+            raise FinetuneCancelled(step)
+
+    with pytest.raises(FinetuneCancelled) as e:
+        finetune(
+            g, d, refs, codes, FinetuneSettings(steps=10, keep_partial=True), callback=cb_raise
+        )
+    assert e.value.result is not None and e.value.result.steps_done == 2
+    assert e.value.result.cancelled
+
+
+def test_foreign_exception_from_callback_propagates_and_restores_flags(models):
+    g, d = models
+    refs, codes = _refs(g)
+    flags = [p.requires_grad for p in d.parameters()]
+
+    def cb(step, loss, preview):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        finetune(g, d, refs, codes, FinetuneSettings(steps=3), callback=cb)
+    assert [p.requires_grad for p in d.parameters()] == flags
+    finetune(g, d, refs, codes, FinetuneSettings(steps=1))  # the next request works
+
+
+def test_previews_every_n_steps(models):
+    g, d = models
+    refs, codes = _refs(g)
+    got = {}
+    finetune(
+        g,
+        d,
+        refs,
+        codes,
+        FinetuneSettings(steps=4, preview_every=2),
+        callback=lambda s, loss, p: got.__setitem__(s, p),
+    )
+    assert got[1] is None and got[3] is None
+    assert got[2].shape == (2, 3, 32, 32) and got[4].shape == (2, 3, 32, 32)
+
+
+def test_grayscale_loss_ignores_the_references_colours(models):
+    g, d = models
+    refs, codes = _refs(g)
+    from jojogan.arcface import to_grayscale
+
+    st = FinetuneSettings(steps=2, grayscale=True)
+    a = _bytes(finetune(g, d, refs, codes, st).generator)
+    b = _bytes(finetune(g, d, to_grayscale(refs).contiguous(), codes, st).generator)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    c = _bytes(finetune(g, d, refs, codes, FinetuneSettings(steps=2)).generator)
+    assert any(not torch.allclose(a[k], c[k]) for k in a)
+
+
+class _StubArcFace(nn.Module):
+    input_size = 112
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.conv = nn.Conv2d(3, 8, 5, stride=4)
+        self.fc = nn.Linear(8 * 27 * 27, 16)
+
+    def forward(self, x):
+        e = self.fc(self.conv(x).flatten(1))
+        return e / e.norm(dim=1, keepdim=True)
+
+
+def test_identity_loss_is_used(models):
+    g, d = models
+    refs, codes = _refs(g)
+    arc = _StubArcFace()
+    a = finetune(g, d, refs, codes, FinetuneSettings(steps=3, id_weight=2e3), arcface=arc)
+    b = finetune(g, d, refs, codes, FinetuneSettings(steps=3))
+    assert a.losses[0] == pytest.approx(b.losses[0], abs=1e-3)  # G_new = G_orig at step 1
+    assert a.losses[1] != pytest.approx(b.losses[1])
+    assert all(p.grad is None for p in arc.parameters())
+
+
+def test_default_taps_fit_small_discriminators(models):
+    _, d = models
+    assert default_feature_layers(d) == (1, 3)
+    assert default_feature_layers(Discriminator(128, channel_max=16)) == (1, 3, 4, 5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"steps": 0}, "steps"),
+        ({"steps": -5}, "steps"),
+        ({"steps": 10**9}, "steps"),
+        ({"steps": 2.5}, "steps"),
+        ({"lr": 0.0}, "lr"),
+        ({"lr": -1e-3}, "lr"),
+        ({"lr": float("nan")}, "lr"),
+        ({"blend": 1.2}, "blend"),
+        ({"blend": -0.1}, "blend"),
+        ({"preset": "unknown"}, "preset"),
+        ({"layers": (0, 40)}, "out of range"),
+        ({"layers": ()}, "empty"),
+        ({"space": "z"}, "space"),
+        ({"feature_layers": (1, 9)}, "feature_layers"),
+        ({"refs_per_chunk": 0}, "refs_per_chunk"),
+        ({"id_weight": -1.0}, "id_weight"),
+        ({"noise_mode": "loud"}, "noise_mode"),
+    ],
+)
+def test_bad_settings_fail_before_any_work(models, kwargs, match):
+    g, d = models
+    refs, codes = _refs(g)
+    called = []
+    with pytest.raises(ValueError, match=match):
+        finetune(
+            g, d, refs, codes, FinetuneSettings(**kwargs), callback=lambda *a: called.append(a)
+        )
+    assert not called
+
+
+def test_bad_inputs_are_clear_errors(models):
+    g, d = models
+    refs, codes = _refs(g)
+    with pytest.raises(ValueError, match="empty"):
+        finetune(g, d, refs[:0], codes[:0], FinetuneSettings(steps=1))
+    with pytest.raises(ValueError, match="ArcFace"):
+        finetune(g, d, refs, codes, FinetuneSettings(steps=1, id_weight=2e3))
+    with pytest.raises(ValueError, match="one per reference"):
+        finetune(g, d, refs, codes[:1], FinetuneSettings(steps=1))
+    with pytest.raises(ValueError, match=r"\[-1,1\]"):
+        finetune(g, d, refs * 5, codes, FinetuneSettings(steps=1))
+    with pytest.raises(ValueError, match="NaN"):
+        finetune(g, d, refs * float("nan"), codes, FinetuneSettings(steps=1))
+    with pytest.raises(ValueError, match="discriminator is for 64 px"):
+        finetune(g, Discriminator(64, channel_max=16), refs, codes, FinetuneSettings(steps=1))
