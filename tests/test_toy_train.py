@@ -76,6 +76,17 @@ def test_smoke_run_writes_loadable_weights_card_and_finite_losses(tmp_path):
     ck = load_stylegan2(tmp_path / "toy_stylegan2.safetensors")
     assert ck.g_ema is not None and ck.d is not None and ck.size == 16
 
+    # the ground-truth evaluation runs on it (with a throwaway regressor)
+    from jojogan.toy.train import evaluate_model
+
+    reg, _ = train_regressor(1, batch=4, n_images=8, size=32, width=8, log=None)
+    save_regressor(reg, tmp_path / "param_regressor.safetensors")
+    res = evaluate_model(tmp_path, n=8)
+    assert (tmp_path / "eval.json").is_file()
+    flat = [res["fid_samples"], res["fid_renders"], res["encoder"]["l1"]]
+    flat += [v for v in res["mixing"].values()]
+    assert all(np.isfinite(v) for v in flat)
+
 
 def test_resume_continues_where_it_stopped(tmp_path):
     train(_tiny(warm_steps=0, steps=2, enc_steps=0), tmp_path, device="cpu", log=None)

@@ -24,6 +24,7 @@ One GPU slot (H100/H200, one command under 10 minutes; the shipped weights come 
         --enc-time 120 --data-size 50000 --workers 14 --log-every 500 --ckpt-every 2000
     python -m jojogan.toy.score train --out /tmp/toy/param_regressor.safetensors \
         --steps 6000 --batch 128 --n-images 60000 --workers 14
+    python -m jojogan.toy.train --out /tmp/toy --evaluate      # -> /tmp/toy/eval.json
 
 (time caps, not step counts, end each phase; the model card records the steps reached). On
 CPU, FACTS.md measured ~0.6 s per adversarial step at batch 8: recognisable faces after ~1,900
@@ -60,6 +61,7 @@ __all__ = [
     "ToyConfig",
     "ToyEncoder",
     "build_models",
+    "evaluate_model",
     "load_toy",
     "main",
     "params_from_z",
@@ -762,6 +764,98 @@ def train(
     return card
 
 
+@torch.no_grad()
+def evaluate_model(
+    out_dir: str | os.PathLike,
+    regressor: str | os.PathLike | None = None,
+    n: int = 1024,
+    seed: int = 1234,
+    mix_cut: int = 4,
+    device: str | torch.device | None = None,
+) -> dict:
+    """Measure a trained toy model with the renderer's ground truth (issue 5's checks).
+
+    - fid_samples: Fréchet distance between regressor features of n generator samples and of n
+      photo renders, next to fid_renders (two independent render sets: the floor); the same on
+      the predicted parameter vectors (fpd_*).
+    - encoder: held-out photo renders -> encoder -> generator: mean L1 in [-1,1], structure
+      similarity, and parameter errors of the reconstruction next to the regressor's own error
+      on the renders themselves (the bound).
+    - mixing: W+ layers < mix_cut from face A, the rest from B: geometry and colour parameter
+      errors of the mix against A and against B (geometry should follow A, colour B).
+    Uses `regressor` (default: OUT/param_regressor.safetensors, else the shipped one). Writes
+    OUT/eval.json and returns the dict.
+    """
+    from .score import (
+        frechet_distance,
+        load_regressor,
+        param_errors,
+        structure_similarity,
+    )
+
+    out = Path(out_dir)
+    dev = torch.device(device) if device else torch.device("cpu")
+    g, _, enc, latent_avg, cfg = load_toy(out, dev)
+    reg_path = Path(regressor) if regressor else out / "param_regressor.safetensors"
+    reg = load_regressor(reg_path if reg_path.is_file() else None, dev)
+    gen = torch.Generator().manual_seed(seed)
+
+    def synth(ws: torch.Tensor) -> torch.Tensor:
+        return torch.cat([g.synthesis(ws[i : i + 64]) for i in range(0, len(ws), 64)])
+
+    def feats(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        f = torch.cat([reg.features(x[i : i + 128]) for i in range(0, len(x), 128)])
+        return f.cpu().numpy(), reg.predict(x).values
+
+    def w_plus(z: torch.Tensor) -> torch.Tensor:
+        return g.mapping(z)[:, None].expand(-1, g.n_latent, -1)
+
+    p_a, p_b = sample_params(seed, n), sample_params(seed + 1, n)
+    from .render import render_torch
+
+    real_a = render_torch(p_a, "photo", cfg.size, dev)
+    real_b = render_torch(p_b, "photo", cfg.size, dev)
+    fake = synth(w_plus(torch.randn(n, cfg.style_dim, generator=gen).to(dev)))
+    (fa, pa), (fb, pb), (ff, pf) = feats(real_a), feats(real_b), feats(fake)
+    res: dict = {
+        "n": n,
+        "regressor": str(reg_path if reg_path.is_file() else "shipped default"),
+        "fid_samples": frechet_distance(ff, fa),
+        "fid_renders": frechet_distance(fb, fa),
+        "fpd_samples": frechet_distance(pf, pa),
+        "fpd_renders": frechet_distance(pb, pa),
+        "regressor_error_on_renders": param_errors(pa, p_a),
+    }
+    if enc is not None:
+        ws = torch.cat([enc(real_a[i : i + 64]) for i in range(0, n, 64)])
+        rec = synth(ws)
+        res["encoder"] = {
+            "l1": float((rec - real_a).abs().mean()),
+            "structure": float(structure_similarity(rec, real_a).mean()),
+            "param_errors": param_errors(reg.predict(rec), p_a),
+        }
+    za = torch.randn(n, cfg.style_dim, generator=gen).to(dev)
+    zb = torch.randn(n, cfg.style_dim, generator=gen).to(dev)
+    wa, wb = w_plus(za), w_plus(zb)
+    mixed = torch.cat([wa[:, :mix_cut], wb[:, mix_cut:]], 1)
+    img_a, img_b, img_m = synth(wa), synth(wb), synth(mixed)
+    qa, qb, qm = reg.predict(img_a), reg.predict(img_b), reg.predict(img_m)
+    ea, eb = param_errors(qm, qa), param_errors(qm, qb)
+    res["mixing"] = {
+        "cut": mix_cut,
+        "geometry_vs_A": ea["geometry"],
+        "geometry_vs_B": eb["geometry"],
+        "colour_vs_A": ea["colour"],
+        "colour_vs_B": eb["colour"],
+        "pose_vs_A": ea["pose"],
+        "pose_vs_B": eb["pose"],
+    }
+    from jojogan.checkpoints import atomic_write_bytes
+
+    atomic_write_bytes(out / "eval.json", json.dumps(res, indent=1).encode())
+    return res
+
+
 def _card_md(card: dict) -> str:
     cfg = card["config"]
     steps = card["steps_done"]
@@ -808,6 +902,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Train the toy-faces StyleGAN2, discriminator and encoder (see module doc).",
     )
     ap.add_argument("--out", required=True, help="output folder (created)")
+    ap.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="do not train: measure the model in OUT (see evaluate_model), write OUT/eval.json",
+    )
+    ap.add_argument("--regressor", default=None, help="parameter regressor for --evaluate")
+    ap.add_argument("--eval-n", type=int, default=1024, help="faces per set (>= 1024 for FD)")
     ap.add_argument("--size", type=int, default=d.size)
     ap.add_argument("--style-dim", type=int, default=d.style_dim)
     ap.add_argument("--n-mlp", type=int, default=d.n_mlp)
@@ -837,6 +938,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.evaluate:
+        try:
+            dev = None if a.device == "auto" else a.device
+            if dev is None and torch.cuda.is_available():
+                dev = "cuda"
+            res = evaluate_model(a.out, a.regressor, n=a.eval_n, device=dev)
+        except (ValueError, FileNotFoundError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(json.dumps(res, indent=1))
+        return 0
     cfg = ToyConfig(
         size=a.size,
         style_dim=a.style_dim,
