@@ -485,7 +485,7 @@ def train_regressor(
         x = data[idx].permute(0, 3, 1, 2).float() / 127.5 - 1.0
         dx, dy = (int(v) for v in torch.randint(-2, 3, (2,), generator=gen))
         x = torch.roll(x, (dy, dx), (2, 3))
-        x = x + 0.03 * torch.randn(x.shape, generator=gen).to(dev)
+        x = x + 0.03 * torch.randn_like(x)  # seeded by torch.manual_seed(seed)
         loss = F.smooth_l1_loss(model(x), target[idx], beta=0.05)
         opt.zero_grad(set_to_none=True)
         loss.backward()
