@@ -1,0 +1,112 @@
+"""Stylize with inference-time intensity (Sec. 4 feature interpolation) and random samples."""
+
+import pytest
+import torch
+
+from jojogan.stylegan2 import Generator
+from jojogan.stylize import layer_intensities, sample, stylize
+
+
+@pytest.fixture(scope="module")
+def pair():
+    torch.manual_seed(0)
+    base = Generator(32, style_dim=32, n_mlp=2, channel_max=32).eval()
+    tuned = Generator(32, style_dim=32, n_mlp=2, channel_max=32).eval()
+    tuned.load_state_dict(base.state_dict())
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in tuned.named_parameters():
+            if not name.startswith("style."):
+                p.add_(0.3 * p.abs().mean() * torch.randn(p.shape, generator=g))
+    return base, tuned
+
+
+def _codes(g, n=3):
+    gen = torch.Generator().manual_seed(2)
+    z = torch.randn(n, g.style_dim, generator=gen)
+    with torch.no_grad():
+        return g.mapping(z)[:, None].expand(-1, g.n_latent, -1).contiguous()
+
+
+def test_a0_is_base_and_a1_is_tuned_exactly(pair):
+    base, tuned = pair
+    codes = _codes(base)
+    with torch.no_grad():
+        want0, want1 = base.synthesis(codes), tuned.synthesis(codes)
+    assert torch.equal(stylize(tuned, codes, base=base, intensity=0.0), want0)
+    assert torch.equal(stylize(tuned, codes, base=base, intensity=1.0), want1)
+    assert torch.equal(stylize(tuned, codes), want1)
+
+
+def test_interpolation_is_monotone(pair):
+    base, tuned = pair
+    codes = _codes(base)
+    a_grid = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    outs = [stylize(tuned, codes, base=base, intensity=a) for a in a_grid]
+    to_base = [float((o - outs[0]).abs().mean()) for o in outs]
+    to_tuned = [float((o - outs[-1]).abs().mean()) for o in outs]
+    assert all(x < y for x, y in zip(to_base, to_base[1:], strict=False))
+    assert all(x > y for x, y in zip(to_tuned, to_tuned[1:], strict=False))
+
+
+def test_layer_range_applies_style_only_there(pair):
+    base, tuned = pair
+    codes = _codes(base)
+    n = base.n_styles
+    fine = stylize(tuned, codes, base=base, intensity=1.0, layers=(6, n - 1))
+    full = stylize(tuned, codes, base=base, intensity=1.0)
+    orig = stylize(tuned, codes, base=base, intensity=0.0)
+    assert not torch.equal(fine, full) and not torch.equal(fine, orig)
+    assert layer_intensities(n, 0.5, (2, 4)) == [0.0, 0.0, 0.5, 0.5, 0.5] + [0.0] * (n - 5)
+    same = stylize(tuned, codes, base=base, intensity=[1.0] * n)
+    assert torch.equal(same, full)
+
+
+def test_s_codes_and_batches_give_the_same_images(pair):
+    base, tuned = pair
+    codes = _codes(base, n=5)
+    whole = stylize(tuned, codes, base=base, intensity=0.5, batch_size=5)
+    parts = stylize(tuned, codes, base=base, intensity=0.5, batch_size=2)
+    torch.testing.assert_close(whole, parts, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        s = base.styles(codes)
+        via_s = stylize(tuned, s, base=base, intensity=1.0)
+        want = tuned.synthesis_from_styles(s)
+    assert torch.equal(via_s, want)
+
+
+def test_random_samples_are_seeded_and_truncated(pair):
+    base, tuned = pair
+    a = sample(tuned, 4, base=base, seed=3, truncation=0.7, batch_size=3)
+    b = sample(tuned, 4, base=base, seed=3, truncation=0.7)
+    c = sample(tuned, 4, base=base, seed=4, truncation=0.7)
+    assert a.shape == (4, 3, 32, 32)
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(a, c)
+    s0 = sample(tuned, 2, base=base, seed=3, truncation=0.0)
+    torch.testing.assert_close(s0[0], s0[1])  # psi = 0: every sample is the mean
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"intensity": 1.5}, r"\[0,1\]"),
+        ({"intensity": -0.1}, r"\[0,1\]"),
+        ({"intensity": [0.5, 0.5]}, "one value per synthesis layer"),
+        ({"intensity": 0.5, "layers": (5, 2)}, "layer range"),
+        ({"intensity": 0.5, "layers": (0, 99)}, "layer range"),
+        ({"batch_size": 0}, "batch_size"),
+    ],
+)
+def test_bad_arguments(pair, kwargs, match):
+    base, tuned = pair
+    with pytest.raises(ValueError, match=match):
+        stylize(tuned, _codes(base), base=base, **kwargs)
+
+
+def test_intensity_below_one_needs_base(pair):
+    _, tuned = pair
+    with pytest.raises(ValueError, match="base"):
+        stylize(tuned, _codes(tuned), intensity=0.5)
+    with pytest.raises(ValueError, match="W\\+ codes"):
+        stylize(tuned, torch.zeros(2, 3, 32))
