@@ -573,7 +573,8 @@ class ResBlock(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return (self.conv2(self.conv1(x)) + self.skip(x)) / math.sqrt(2)
+        out = self.conv2(self.conv1(x)) + self.skip(x)
+        return out.mul_(1 / math.sqrt(2)) if fast_ops_enabled() else out / math.sqrt(2)
 
 
 class Discriminator(nn.Module):

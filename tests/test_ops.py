@@ -159,3 +159,23 @@ def test_bad_arguments_get_clear_errors():
         upfirdn2d(torch.ones(1, 1, 4, 4), K4, pad=(1, 1, 1))
     with pytest.raises(ValueError, match="up and down"):
         upfirdn2d(torch.ones(1, 1, 4, 4), K4, up=0)
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_fused_leaky_relu_paths_agree_forward_and_gradient(with_bias):
+    gen = torch.Generator().manual_seed(1)
+    x0 = torch.randn(2, 3, 4, 5, dtype=torch.float64, generator=gen)
+    b0 = torch.randn(3, dtype=torch.float64, generator=gen)
+    results = []
+    for fast in (False, True):
+        x, b = x0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+        with fast_ops(fast):
+            y = fused_leaky_relu(x, b if with_bias else None)
+        y.backward(torch.linspace(-1, 1, y.numel(), dtype=y.dtype).view_as(y))
+        results.append((y.detach(), x.grad, b.grad))
+        assert torch.equal(x, x0)  # the input is never modified in place
+    for a, c in zip(*results, strict=True):
+        if a is None:
+            assert c is None
+        else:
+            torch.testing.assert_close(a, c, rtol=1e-14, atol=1e-14)
