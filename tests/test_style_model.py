@@ -1,0 +1,156 @@
+"""Style-model files: round trips (float32/float16), metadata, wrong base, released .pt import,
+NaN models never written, inputs never overwritten, bad files."""
+
+import json
+import os
+
+import pytest
+import torch
+
+from jojogan.checkpoints import CheckpointError, read_safetensors_metadata, save_safetensors
+from jojogan.finetune import FinetuneSettings, finetune
+from jojogan.style_model import base_identity, load_style_model, save_style_model
+from jojogan.stylegan2 import Discriminator, Generator
+
+
+def _gen(seed=0, size=32):
+    torch.manual_seed(seed)
+    return Generator(size, style_dim=32, n_mlp=2, channel_max=32).eval()
+
+
+@pytest.fixture(scope="module")
+def trained():
+    g = _gen()
+    torch.manual_seed(0)
+    d = Discriminator(32, channel_max=32).eval()
+    refs = torch.rand(2, 3, 32, 32) * 2 - 1
+    codes = g.mean_latent(64)[:, None].expand(2, g.n_latent, -1).clone()
+    st = FinetuneSettings(steps=3, seed=5, preset="preserve_color", grayscale=True)
+    return g, finetune(g, d, refs, codes, st)
+
+
+def test_round_trip_float32_is_exact_with_metadata(trained, tmp_path):
+    base, res = trained
+    path = tmp_path / "style.safetensors"
+    save_style_model(path, res, base, metadata={"name": "test"})
+    sm = load_style_model(path, base)
+    want = res.generator.state_dict()
+    got = sm.generator.state_dict()
+    assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want)
+    info = sm.info
+    assert info["base"]["sha256"] == base_identity(base)
+    assert info["resolution"] == 32 and info["steps"] == 3 and info["seed"] == 5
+    assert info["lr"] == 2e-3 and info["n_references"] == 2
+    assert info["mixing"]["preset"] == "preserve_color" and info["mixing"]["space"] == "w+"
+    assert info["losses"]["discriminator_feature_l1"]["grayscale"] is True
+    assert info["library_version"] and info["extra"] == {"name": "test"}
+    raw = read_safetensors_metadata(path)
+    assert json.loads(raw["jojogan.style_model"])["format"] == "jojogan-style-model/1"
+
+
+def test_float16_file_is_half_the_size_and_close(trained, tmp_path):
+    base, res = trained
+    p32, p16 = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    save_style_model(p32, res, base)
+    save_style_model(p16, res, base, dtype=torch.float16)
+    assert os.path.getsize(p16) < 0.6 * os.path.getsize(p32)
+    sm = load_style_model(p16, base)
+    assert sm.info["dtype"] == "float16"
+    for k, v in res.generator.state_dict().items():
+        torch.testing.assert_close(sm.generator.state_dict()[k], v, rtol=2e-3, atol=2e-3)
+        assert sm.generator.state_dict()[k].dtype == torch.float32
+
+
+def test_wrong_base_is_refused_naming_both_identities(trained, tmp_path):
+    base, res = trained
+    path = tmp_path / "style.safetensors"
+    save_style_model(path, res, base)
+    other = _gen(seed=9)
+    with pytest.raises(CheckpointError) as e:
+        load_style_model(path, other)
+    msg = str(e.value)
+    assert "another base model" in msg and str(path) in msg
+    assert base_identity(base)[:16] in msg and base_identity(other)[:16] in msg
+    with pytest.raises(CheckpointError, match="another base model"):
+        load_style_model(path, _gen(size=64))
+    assert load_style_model(path, base).generator is not None  # the next good request works
+
+
+def test_released_pt_style_file_imports_to_the_same_form(trained, tmp_path):
+    base, res = trained
+    pt = tmp_path / "jojo.pt"
+    torch.save({"g": res.generator.state_dict()}, pt)
+    sm = load_style_model(pt, base)
+    assert sm.info["format"] == "jojogan-released-pt" and sm.base_id is None
+    want = res.generator.state_dict()
+    assert all(torch.equal(sm.generator.state_dict()[k], want[k]) for k in want)
+    small = _gen(size=64)
+    with pytest.raises(CheckpointError, match="another base model"):
+        load_style_model(pt, small)
+
+
+def test_nan_model_is_never_written(trained, tmp_path):
+    base, res = trained
+    path = tmp_path / "style.safetensors"
+    save_style_model(path, res, base)
+    before = path.read_bytes()
+    bad = _gen()
+    bad.load_state_dict(res.generator.state_dict())
+    with torch.no_grad():
+        bad.convs[0].conv.weight[0, 0, 0, 0, 0] = float("nan")
+    with pytest.raises(CheckpointError, match="NaN"):
+        save_style_model(path, bad, base)
+    assert path.read_bytes() == before
+    with pytest.raises(CheckpointError, match="NaN"):
+        save_style_model(tmp_path / "new.safetensors", bad, base)
+    assert not (tmp_path / "new.safetensors").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["style.safetensors"]
+
+
+def test_float16_overflow_is_refused(trained, tmp_path):
+    base, res = trained
+    big = _gen()
+    big.load_state_dict(res.generator.state_dict())
+    with torch.no_grad():
+        big.convs[0].conv.weight[0, 0, 0, 0, 0] = 1e6
+    with pytest.raises(CheckpointError, match="float16"):
+        save_style_model(tmp_path / "x.safetensors", big, base, dtype=torch.float16)
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_never_overwrites_an_input(trained, tmp_path):
+    base, res = trained
+    src = tmp_path / "base.safetensors"
+    src.write_bytes(b"base checkpoint")
+    with pytest.raises(CheckpointError, match="refusing to overwrite an input"):
+        save_style_model(src, res, base, inputs=[src])
+    assert src.read_bytes() == b"base checkpoint"
+
+
+def test_bad_style_files_get_clear_errors(trained, tmp_path):
+    base, res = trained
+    good = tmp_path / "good.safetensors"
+    save_style_model(good, res, base)
+    cases = {
+        "empty.safetensors": b"",
+        "random.safetensors": os.urandom(3000),
+        "page.pt": b"<!DOCTYPE html><html><body>Google Drive quota exceeded</body></html>",
+        "truncated.safetensors": good.read_bytes()[: len(good.read_bytes()) // 2],
+    }
+    for name, data in cases.items():
+        p = tmp_path / name
+        p.write_bytes(data)
+        with pytest.raises(CheckpointError) as e:
+            load_style_model(p, base)
+        assert name in str(e.value)
+    other = tmp_path / "other.safetensors"
+    save_safetensors({"x": torch.zeros(3)}, other)
+    with pytest.raises(CheckpointError, match="not a JoJoGAN style model"):
+        load_style_model(other, base)
+    wrong = tmp_path / "encoder.pt"
+    torch.save({"g": {"conv.weight": torch.zeros(2)}}, wrong)
+    with pytest.raises(CheckpointError, match="encoder.pt"):
+        load_style_model(wrong, base)
+    with pytest.raises(CheckpointError, match="no such"):
+        load_style_model(tmp_path / "missing.safetensors", base)
+    assert load_style_model(good, base).generator is not None
