@@ -110,3 +110,58 @@ def test_intensity_below_one_needs_base(pair):
         stylize(tuned, _codes(tuned), intensity=0.5)
     with pytest.raises(ValueError, match="W\\+ codes"):
         stylize(tuned, torch.zeros(2, 3, 32))
+
+
+# -- python -m jojogan demo ------------------------------------------------------------------
+
+
+def test_demo_without_toy_weights_is_a_clear_error(tmp_path, capsys):
+    from jojogan.__main__ import main
+
+    out = tmp_path / "demo.png"
+    rc = main(["demo", "--toy-dir", str(tmp_path / "nothing"), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "toy model is not there" in err and "jojogan.toy.train" in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    assert main(["demo", "--steps", "0", "--out", str(out)]) == 2
+    assert "steps" in capsys.readouterr().err
+    assert main(["demo", "--style", "nope", "--out", str(out)]) == 2
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_on_a_briefly_trained_toy_model(tmp_path, capsys):
+    """Plumbing only: a toy model trained for a few steps (real recipe, useless weights)."""
+    from jojogan.__main__ import main
+    from jojogan.toy.train import ToyConfig, train
+
+    cfg = ToyConfig(
+        size=32,
+        style_dim=32,
+        n_mlp=2,
+        channels=(32, 32, 16, 16),
+        batch=4,
+        steps=2,
+        enc_steps=2,
+        data_size=16,
+    )
+    train(cfg, tmp_path / "toy", device="cpu", log=None)
+    out = tmp_path / "demo.png"
+    rc = main(
+        [
+            "demo",
+            "--toy-dir",
+            str(tmp_path / "toy"),
+            "--steps",
+            "3",
+            "--n",
+            "2",
+            "--no-gaze",
+            "--out",
+            str(out),
+            "--threads",
+            "1",
+        ]
+    )
+    text = capsys.readouterr().out
+    assert rc == 0 and out.stat().st_size > 0
+    assert "d(stylized, truth)" in text
