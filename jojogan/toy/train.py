@@ -122,6 +122,7 @@ class ToyEncoder(nn.Module):
     def __init__(self, size: int, n_latent: int, style_dim: int, width: int = 32) -> None:
         super().__init__()
         self.size, self.n_latent, self.style_dim = size, n_latent, style_dim
+        self.input_size = size  # jojogan.invert resizes its inputs to this
         n_down = int(math.log2(size)) - 2  # to 4x4
         chans = [min(width * 2**i, width * 4) for i in range(n_down + 1)]
         self.stem = nn.Sequential(nn.Conv2d(3, chans[0], 3, padding=1), nn.LeakyReLU(0.2))

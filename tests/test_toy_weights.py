@@ -1,0 +1,76 @@
+"""The shipped toy-faces base model (jojogan/toy/weights/): lazy, strict, sane samples."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import jojogan.toy as toy
+
+HAVE_WEIGHTS = all((toy.SHIPPED_DIR / n).is_file() for n in (toy.GENERATOR_FILE, toy.ENCODER_FILE))
+needs_weights = pytest.mark.skipif(
+    not HAVE_WEIGHTS,
+    reason=f"toy weights not shipped in {toy.SHIPPED_DIR} (train with python -m jojogan.toy.train)",
+)
+
+
+def test_importing_jojogan_loads_no_toy_weights():
+    code = (
+        "import sys, jojogan, jojogan.toy\n"
+        "assert 'jojogan.toy.train' not in sys.modules, 'train module imported'\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_missing_weights_is_a_clear_error(tmp_path):
+    with pytest.raises(toy.ToyWeightsMissing, match="toy weights not found in .*jojogan.toy.train"):
+        toy.load_base_model(weights_dir=tmp_path)
+    # also a FileNotFoundError, for callers that catch that
+    with pytest.raises(FileNotFoundError):
+        toy.load_base_model(weights_dir=tmp_path / "nope")
+
+
+@needs_weights
+def test_shipped_weights_load_strictly_and_sample_diverse_faces():
+    torch.manual_seed(0)
+    g, d, enc, latent_avg, card = toy.load_base_model("cpu")
+    assert card.get("steps_done", {}).get("gan", 0) > 0, "model card lacks the steps reached"
+    assert latent_avg.shape == (g.style_dim,) and torch.isfinite(latent_avg).all()
+    assert not any(p.requires_grad for p in g.parameters())
+    with torch.no_grad():
+        z = torch.randn(16, g.style_dim, generator=torch.Generator().manual_seed(0))
+        w = g.mapping(z)
+        img = g.synthesis(w[:, None].expand(-1, g.n_latent, -1))
+        assert img.shape == (16, 3, g.size, g.size)
+        assert torch.isfinite(img).all()
+        assert img.min() >= -1.5 and img.max() <= 1.5  # tanh-free generator: near [-1,1]
+        assert img.std() > 0.2  # not a flat image
+        # diverse: mean pairwise L1 between different samples well above zero (no collapse)
+        flat = img.flatten(1)
+        pair = (flat[:, None] - flat[None]).abs().mean(-1)
+        off = pair[~torch.eye(16, dtype=torch.bool)]
+        assert off.min() > 0.02 and off.mean() > 0.1
+        # the discriminator scores them; the encoder maps them back into W+
+        assert d(img).shape == (16, 1) and torch.isfinite(d(img)).all()
+        codes = enc(img)
+        assert codes.shape == (16, g.n_latent, g.style_dim) and torch.isfinite(codes).all()
+        assert enc.input_size == g.size
+
+
+@needs_weights
+def test_shipped_encoder_reconstructs_photo_renders_better_than_the_mean_face():
+    from jojogan.toy.render import render_torch, sample_params
+
+    g, _d, enc, latent_avg, _card = toy.load_base_model("cpu")
+    with torch.no_grad():
+        real = render_torch(sample_params(777, 16), "photo", g.size, "cpu")
+        rec = g.synthesis(enc(real))
+        mean = g.synthesis(latent_avg.expand(1, g.n_latent, -1))
+        err_rec = (rec - real).abs().mean()
+        err_mean = (mean - real).abs().mean()
+    assert torch.isfinite(rec).all()
+    assert err_rec < 0.8 * err_mean, (float(err_rec), float(err_mean))
