@@ -244,9 +244,12 @@ def find(name: str, dirs: Iterable[str | os.PathLike] | None = None) -> Path | N
     return None
 
 
-def missing_file_message(name: str, dirs: Sequence[str | os.PathLike] | None = None) -> str:
+def missing_file_message(
+    name: str | WeightFile, dirs: Sequence[str | os.PathLike] | None = None
+) -> str:
     """Which file, where to put it, and where it can be found."""
-    entry = _entry(name)
+    entry = name if isinstance(name, WeightFile) else _entry(name)
+    name = entry.name if entry is not None else str(name)
     folder = entry.folder if entry else "jojogan"
     where = [str(d) for d in (dirs if dirs else [cache_dir(folder)])]
     msg = f"model file '{name}' not found. Put it in {' or '.join(where)}"
@@ -370,7 +373,7 @@ def _fetch(url: str, part: Path, progress: Progress | None, timeout: float, chun
 
 
 def download(
-    name: str,
+    name: str | WeightFile,
     dest_dir: str | os.PathLike | None = None,
     *,
     urls: Sequence[str] | None = None,
@@ -379,14 +382,15 @@ def download(
     chunk: int = 1 * MB,
     structure: bool = True,
 ) -> Path:
-    """Download a registry file into ``dest_dir`` (default: its cache folder) and return its
-    path. Tries ``urls`` (default: the entry's sources, in order); resumes from
-    ``<name>.part``; verifies (:func:`verify`) before an atomic ``os.replace``. An existing,
-    verified file is returned as is. Raises :class:`OfflineError` when no source is reachable,
-    :class:`WeightsError` when every reachable source gave a bad file."""
-    entry = _entry(name)
+    """Download a registry file (a name, or a :class:`WeightFile`) into ``dest_dir`` (default:
+    its cache folder) and return its path. Tries ``urls`` (default: the entry's sources, in
+    order); resumes from ``<name>.part``; verifies (:func:`verify`) before an atomic
+    ``os.replace``. An existing, verified file is returned as is. Raises :class:`OfflineError`
+    when no source is reachable, :class:`WeightsError` when every reachable source gave a bad
+    file."""
+    entry = name if isinstance(name, WeightFile) else _entry(name)
     if entry is None:
-        raise WeightsError(missing_file_message(name))
+        raise WeightsError(missing_file_message(str(name)))
     d = Path(dest_dir) if dest_dir is not None else cache_dir(entry.folder)
     target = d / entry.name
     if target.is_file():
@@ -426,7 +430,7 @@ def download(
     if offline:
         raise OfflineError(
             f"cannot download {entry.name} (no network?): {detail}. "
-            + missing_file_message(entry.name, [d])
+            + missing_file_message(entry, [d])
         )
     raise WeightsError(f"could not get a valid {entry.name}: {detail}")
 

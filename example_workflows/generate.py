@@ -1,0 +1,546 @@
+"""Write the bundled workflows, each in both formats, from one description (so they cannot drift).
+
+    python example_workflows/generate.py          # rewrite example_workflows/*.json
+    python example_workflows/generate.py --check  # exit 1 when a file differs from its description
+
+For each workflow NAME: ``NAME.json`` is the UI format (what users drag into ComfyUI: nodes with
+positions, a links array, widgets_values) and ``api/NAME.json`` the API format (what ``/prompt``
+takes). Widget order comes from the pack's own ``INPUT_TYPES``; ComfyUI's core nodes used here are
+described in ``CORE_NODES``. ComfyUI's front end adds a "control after generate" value after every
+widget named ``seed``; the UI files carry it ("fixed").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+# ComfyUI core nodes used by the workflows: (inputs [(name, type, is_widget)], outputs, ui extras)
+CORE_NODES: dict[str, dict] = {
+    "LoadImage": {
+        "inputs": [("image", "COMBO", True)],
+        "outputs": [("IMAGE", "IMAGE"), ("MASK", "MASK")],
+        "ui_extra": {"image": ["image"]},  # the upload button's widget value
+    },
+    "SaveImage": {"inputs": [("images", "IMAGE", False), ("filename_prefix", "STRING", True)]},
+    "ImageBatch": {
+        "inputs": [("image1", "IMAGE", False), ("image2", "IMAGE", False)],
+        "outputs": [("IMAGE", "IMAGE")],
+    },
+    "LoadVideo": {
+        "inputs": [("file", "COMBO", True)],
+        "outputs": [("VIDEO", "VIDEO")],
+        "ui_extra": {"file": ["image"]},
+    },
+    "GetVideoComponents": {
+        "inputs": [("video", "VIDEO", False)],
+        "outputs": [("images", "IMAGE"), ("audio", "AUDIO"), ("fps", "FLOAT")],
+    },
+}
+
+SOCKET_TYPES = {"IMAGE", "MASK", "VIDEO", "AUDIO", "LATENT", "MODEL"}
+
+
+def pack_nodes() -> dict[str, type]:
+    sys.path.insert(0, str(ROOT))
+    import nodes
+
+    return nodes.NODE_CLASS_MAPPINGS
+
+
+def node_spec(class_type: str) -> dict:
+    """inputs [(name, type, is_widget)] in INPUT_TYPES order and outputs [(name, type)]."""
+    if class_type in CORE_NODES:
+        spec = CORE_NODES[class_type]
+        return {
+            "inputs": spec["inputs"],
+            "outputs": spec.get("outputs", []),
+            "ui_extra": spec.get("ui_extra", {}),
+        }
+    cls = pack_nodes()[class_type]
+    it = cls.INPUT_TYPES()
+    inputs = []
+    for section in ("required", "optional"):
+        for name, spec in it.get(section, {}).items():
+            t = spec[0]
+            if isinstance(t, list):
+                inputs.append((name, "COMBO", True))
+            elif t in ("INT", "FLOAT", "STRING", "BOOLEAN"):
+                inputs.append((name, t, True))
+            else:
+                inputs.append((name, t, False))
+    names = getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES)
+    outputs = list(zip(names, cls.RETURN_TYPES, strict=True))
+    return {"inputs": inputs, "outputs": outputs, "ui_extra": {}}
+
+
+@dataclass
+class N:
+    """One node: id, class, widget values by name, links {input: (source id, output index)}."""
+
+    id: int
+    type: str
+    widgets: dict = field(default_factory=dict)
+    links: dict = field(default_factory=dict)
+    pos: tuple[int, int] = (0, 0)
+    title: str | None = None
+
+
+@dataclass
+class Workflow:
+    name: str
+    title: str
+    nodes: list[N]
+    note: str = ""
+
+
+def to_api(wf: Workflow) -> dict:
+    out = {}
+    for n in wf.nodes:
+        spec = node_spec(n.type)
+        inputs: dict = {}
+        for name, _t, is_widget in spec["inputs"]:
+            if is_widget:
+                if name not in n.widgets:
+                    raise KeyError(f"{wf.name}: node {n.id} ({n.type}) lacks widget {name!r}")
+                inputs[name] = n.widgets[name]
+            elif name in n.links:
+                src, idx = n.links[name]
+                inputs[name] = [str(src), idx]
+        unknown = (set(n.widgets) | set(n.links)) - {i[0] for i in spec["inputs"]}
+        if unknown:
+            raise KeyError(f"{wf.name}: node {n.id} ({n.type}) has unknown inputs {unknown}")
+        out[str(n.id)] = {
+            "class_type": n.type,
+            "inputs": inputs,
+            "_meta": {"title": n.title or n.type},
+        }
+    return out
+
+
+def to_ui(wf: Workflow) -> dict:
+    by_id = {n.id: n for n in wf.nodes}
+    links = []
+    out_links: dict[tuple[int, int], list[int]] = {}
+    in_link: dict[tuple[int, str], int] = {}
+    for n in wf.nodes:
+        spec = node_spec(n.type)
+        for name, _t, is_widget in spec["inputs"]:
+            if is_widget or name not in n.links:
+                continue
+            src, idx = n.links[name]
+            src_type = node_spec(by_id[src].type)["outputs"][idx][1]
+            link_id = len(links) + 1
+            dst_slot = [i[0] for i in spec["inputs"] if not i[2]].index(name)
+            links.append([link_id, src, idx, n.id, dst_slot, src_type])
+            out_links.setdefault((src, idx), []).append(link_id)
+            in_link[(n.id, name)] = link_id
+    ui_nodes = []
+    for order, n in enumerate(wf.nodes):
+        spec = node_spec(n.type)
+        widgets_values = []
+        for name, _t, is_widget in spec["inputs"]:
+            if not is_widget:
+                continue
+            widgets_values.append(n.widgets[name])
+            if name == "seed":
+                widgets_values.append("fixed")  # the front end's control_after_generate
+            widgets_values.extend(spec["ui_extra"].get(name, []))
+        n_in = sum(1 for i in spec["inputs"] if not i[2])
+        n_out = len(spec["outputs"])
+        n_widgets = sum(1 for i in spec["inputs"] if i[2])
+        ui_nodes.append(
+            {
+                "id": n.id,
+                "type": n.type,
+                "pos": list(n.pos),
+                "size": [320, 60 + 24 * (max(n_in, n_out) + n_widgets)],
+                "flags": {},
+                "order": order,
+                "mode": 0,
+                "inputs": [
+                    {"name": name, "type": t, "link": in_link.get((n.id, name))}
+                    for name, t, is_widget in spec["inputs"]
+                    if not is_widget
+                ],
+                "outputs": [
+                    {
+                        "name": name,
+                        "type": t,
+                        "links": out_links.get((n.id, k), []),
+                        "slot_index": k,
+                    }
+                    for k, (name, t) in enumerate(spec["outputs"])
+                ],
+                "title": n.title or n.type,
+                "properties": {"Node name for S&R": n.type},
+                "widgets_values": widgets_values,
+            }
+        )
+    return {
+        "last_node_id": max(n.id for n in wf.nodes),
+        "last_link_id": len(links),
+        "nodes": ui_nodes,
+        "links": links,
+        "groups": [],
+        "config": {},
+        "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}, "jojogan": {"title": wf.title}},
+        "version": 0.4,
+    }
+
+
+# ------------------------------------------------------------------------------- the workflows
+
+FFHQ = "stylegan2-ffhq-config-f.pt"
+E4E = "e4e_ffhq_encode.pt"
+REF_IMAGE = "jojogan_reference.png"
+REF_IMAGE_2 = "jojogan_reference_2.png"
+FACE_IMAGE = "jojogan_face.png"
+VIDEO = "jojogan_video.mp4"
+
+
+def _invert(id_, gen, images, pos, encoder=None, method="encoder", **kw):
+    links = {"generator": gen, "images": images}
+    if encoder is not None:
+        links["encoder"] = encoder
+    widgets = {
+        "method": method,
+        "steps": 300,
+        "lr": 0.05,
+        "seed": 0,
+        "n_iters": 0,
+        "blend_layers": "",
+    }
+    widgets.update(kw)
+    return N(id_, "JoJoGAN_Invert", widgets, links, pos)
+
+
+def _dataset(id_, gen, refs, latent, pos, space="w+", preset="full", layers="", seed=0):
+    return N(
+        id_,
+        "JoJoGAN_BuildMixedDataset",
+        {
+            "space": space,
+            "preset": preset,
+            "layers": layers,
+            "blend": 1.0,
+            "preview_count": 4,
+            "seed": seed,
+        },
+        {"generator": gen, "references": refs, "latent": latent},
+        pos,
+    )
+
+
+def _finetune(id_, gen, disc, ds, pos, steps=300, grayscale=False, id_weight=0.0, arcface=None):
+    links = {"generator": gen, "discriminator": disc, "dataset": ds}
+    if arcface is not None:
+        links["arcface"] = arcface
+    return N(
+        id_,
+        "JoJoGAN_Finetune",
+        {
+            "steps": steps,
+            "lr": 0.002,
+            "grayscale": grayscale,
+            "id_weight": id_weight,
+            "feature_layers": "",
+            "noise_mode": "const",
+            "refs_per_chunk": 4,
+            "seed": 0,
+        },
+        links,
+        pos,
+    )
+
+
+def _stylize(id_, style, latent, pos, intensity=1.0):
+    return N(
+        id_,
+        "JoJoGAN_Stylize",
+        {
+            "intensity": intensity,
+            "noise_mode": "const",
+            "seed": 0,
+            "layer_start": 0,
+            "layer_end": -1,
+            "batch_size": 8,
+        },
+        {"style_model": style, "latent": latent},
+        pos,
+    )
+
+
+def _save(id_, images, prefix, pos):
+    return N(id_, "SaveImage", {"filename_prefix": prefix}, {"images": images}, pos)
+
+
+def _load_image(id_, name, pos, title=None):
+    return N(id_, "LoadImage", {"image": name}, {}, pos, title)
+
+
+def _align(id_, images, pos, size=1024, which="largest", detector=None):
+    links = {"images": images}
+    if detector is not None:
+        links["detector"] = detector
+    widgets = {"size": size, "which": which, "min_face": 20.0}
+    return N(id_, "JoJoGAN_AlignFaces", widgets, links, pos)
+
+
+def _stylegan(id_, pos):
+    return N(id_, "JoJoGAN_LoadStyleGAN2", {"ckpt_name": FFHQ}, {}, pos)
+
+
+def _encoder(id_, pos):
+    return N(id_, "JoJoGAN_LoadEncoder", {"encoder_name": E4E}, {}, pos)
+
+
+def _style_file(id_, gen, name, pos):
+    return N(
+        id_,
+        "JoJoGAN_LoadStyleModel",
+        {"style_name": name, "check_base": True},
+        {"generator": gen},
+        pos,
+    )
+
+
+def workflows() -> list[Workflow]:
+    toy = Workflow(
+        "jojogan_toy_demo",
+        "Toy faces: one-shot style in a minute on a CPU (shipped model, no download)",
+        [
+            N(1, "JoJoGAN_LoadToyModel", {}, {}, (0, 0)),
+            N(
+                2,
+                "JoJoGAN_ToyRender",
+                {"style": "sketch", "seed": 7, "count": 1, "size": 64},
+                {},
+                (0, 260),
+                "Reference (sketch style)",
+            ),
+            N(
+                3,
+                "JoJoGAN_ToyRender",
+                {"style": "photo", "seed": 100, "count": 4, "size": 64},
+                {},
+                (0, 520),
+                "Inputs (photo style)",
+            ),
+            _invert(4, (1, 0), (2, 0), (380, 0), encoder=(1, 2)),
+            _dataset(5, (1, 0), (2, 0), (4, 0), (760, 0)),
+            _finetune(6, (1, 0), (1, 1), (5, 0), (1140, 0)),
+            _invert(7, (1, 0), (3, 0), (380, 520), encoder=(1, 2)),
+            _stylize(8, (6, 0), (7, 0), (1520, 300)),
+            _save(9, (8, 0), "jojogan/toy_stylized", (1900, 300)),
+            N(
+                10,
+                "JoJoGAN_InterpolateStyle",
+                {
+                    "intensity_from": 0.0,
+                    "intensity_to": 1.0,
+                    "count": 3,
+                    "layer_start": 0,
+                    "layer_end": -1,
+                    "batch_size": 8,
+                },
+                {"style_model": (6, 0), "latent": (7, 0)},
+                (1520, 600),
+            ),
+            _save(11, (10, 0), "jojogan/toy_intensity", (1900, 600)),
+        ],
+    )
+    one_shot = Workflow(
+        "jojogan_one_shot_face",
+        "One-shot face stylization: one reference, e4e inversion, 300 steps, save the style",
+        [
+            _stylegan(1, (0, 0)),
+            _encoder(2, (0, 200)),
+            _load_image(3, REF_IMAGE, (0, 360), "Style reference"),
+            _align(4, (3, 0), (380, 360)),
+            _invert(5, (1, 0), (4, 0), (760, 200), encoder=(2, 0)),
+            _dataset(6, (1, 0), (4, 0), (5, 0), (1140, 0)),
+            _finetune(7, (1, 0), (1, 1), (6, 0), (1520, 0)),
+            _load_image(8, FACE_IMAGE, (0, 760), "Photo to stylize"),
+            _align(9, (8, 0), (380, 760)),
+            _invert(10, (1, 0), (9, 0), (760, 600), encoder=(2, 0)),
+            _stylize(11, (7, 0), (10, 0), (1900, 400)),
+            _save(12, (11, 0), "jojogan/one_shot", (2280, 400)),
+            N(
+                13,
+                "JoJoGAN_SaveStyleModel",
+                {"filename_prefix": "styles/one_shot", "dtype": "float16"},
+                {"style_model": (7, 0)},
+                (1900, 0),
+            ),
+        ],
+    )
+    multi = Workflow(
+        "jojogan_multi_shot",
+        "Multi-shot: several references of one style (each with its own paired set), samples",
+        [
+            _stylegan(1, (0, 0)),
+            _encoder(2, (0, 200)),
+            _load_image(3, REF_IMAGE, (0, 360), "Reference 1"),
+            _load_image(4, REF_IMAGE_2, (0, 700), "Reference 2"),
+            N(5, "ImageBatch", {}, {"image1": (3, 0), "image2": (4, 0)}, (380, 500)),
+            _align(6, (5, 0), (760, 500)),
+            _invert(7, (1, 0), (6, 0), (1140, 300), encoder=(2, 0)),
+            _dataset(8, (1, 0), (6, 0), (7, 0), (1520, 0)),
+            _finetune(9, (1, 0), (1, 1), (8, 0), (1900, 0), steps=500),
+            N(
+                10,
+                "JoJoGAN_SampleStyled",
+                {"count": 4, "seed": 0, "truncation": 0.7, "intensity": 1.0},
+                {"style_model": (9, 0)},
+                (2280, 0),
+            ),
+            _save(11, (10, 0), "jojogan/multi_shot_samples", (2660, 0)),
+            _load_image(12, FACE_IMAGE, (0, 1040), "Photo to stylize"),
+            _align(13, (12, 0), (380, 1040)),
+            _invert(14, (1, 0), (13, 0), (1140, 900), encoder=(2, 0)),
+            _stylize(15, (9, 0), (14, 0), (2280, 500)),
+            _save(16, (15, 0), "jojogan/multi_shot", (2660, 500)),
+        ],
+    )
+    colour = Workflow(
+        "jojogan_preserve_color_identity",
+        "Colour-preserving (the paper's set C in S space, grayscale loss) with identity loss",
+        [
+            _stylegan(1, (0, 0)),
+            _encoder(2, (0, 200)),
+            N(3, "JoJoGAN_LoadArcFace", {"model_name": "model_ir_se50.pth"}, {}, (0, 360)),
+            _load_image(4, REF_IMAGE, (0, 520), "Style reference"),
+            _align(5, (4, 0), (380, 520)),
+            _invert(6, (1, 0), (5, 0), (760, 300), encoder=(2, 0)),
+            _dataset(7, (1, 0), (5, 0), (6, 0), (1140, 0), space="s", preset="C"),
+            _finetune(
+                8,
+                (1, 0),
+                (1, 1),
+                (7, 0),
+                (1520, 0),
+                grayscale=True,
+                id_weight=2000.0,
+                arcface=(3, 0),
+            ),
+            _load_image(9, FACE_IMAGE, (0, 880), "Photo to stylize"),
+            _align(10, (9, 0), (380, 880)),
+            _invert(11, (1, 0), (10, 0), (760, 700), encoder=(2, 0)),
+            _stylize(12, (8, 0), (11, 0), (1900, 400)),
+            _save(13, (12, 0), "jojogan/preserve_color", (2280, 400)),
+        ],
+    )
+    sweep = Workflow(
+        "jojogan_intensity_sweep",
+        "Style intensity at inference (feature interpolation, no retraining) with a released style",
+        [
+            _stylegan(1, (0, 0)),
+            _encoder(2, (0, 200)),
+            _style_file(3, (1, 0), "jojo.pt", (380, 0)),
+            _load_image(4, FACE_IMAGE, (0, 360), "Photo to stylize"),
+            _align(5, (4, 0), (380, 360)),
+            _invert(6, (1, 0), (5, 0), (760, 200), encoder=(2, 0)),
+            N(
+                7,
+                "JoJoGAN_InterpolateStyle",
+                {
+                    "intensity_from": 0.0,
+                    "intensity_to": 1.0,
+                    "count": 5,
+                    "layer_start": 0,
+                    "layer_end": -1,
+                    "batch_size": 8,
+                },
+                {"style_model": (3, 0), "latent": (6, 0)},
+                (1140, 200),
+            ),
+            _save(8, (7, 0), "jojogan/intensity_sweep", (1520, 200)),
+        ],
+    )
+    released = Workflow(
+        "jojogan_released_style_paste_back",
+        "A released JoJoGAN style on every face of a photo, pasted back into the full photo",
+        [
+            _stylegan(1, (0, 0)),
+            _encoder(2, (0, 200)),
+            _style_file(3, (1, 0), "arcane_jinx.pt", (380, 0)),
+            N(4, "JoJoGAN_LoadFaceDetector", {"backend": "auto"}, {}, (0, 360)),
+            _load_image(5, FACE_IMAGE, (0, 520), "Photo"),
+            _align(6, (5, 0), (380, 420), which="all", detector=(4, 0)),
+            _invert(7, (1, 0), (6, 0), (760, 300), encoder=(2, 0)),
+            _stylize(8, (3, 0), (7, 0), (1140, 200)),
+            N(
+                9,
+                "JoJoGAN_PasteBack",
+                {"feather": 0.1},
+                {"images": (5, 0), "stylized": (8, 0), "faces": (6, 1)},
+                (1520, 300),
+            ),
+            _save(10, (9, 0), "jojogan/pasted", (1900, 300)),
+        ],
+    )
+    video = Workflow(
+        "jojogan_video_frames",
+        "Video: one face per frame with smoothed alignment, a released style, pasted back",
+        [
+            _stylegan(1, (0, 0)),
+            _encoder(2, (0, 200)),
+            _style_file(3, (1, 0), "disney.pt", (380, 0)),
+            N(4, "LoadVideo", {"file": VIDEO}, {}, (0, 360)),
+            N(5, "GetVideoComponents", {}, {"video": (4, 0)}, (380, 360)),
+            N(
+                6,
+                "JoJoGAN_AlignVideo",
+                {"size": 1024, "smooth": True, "fps": 30.0, "min_cutoff": 1.0, "beta": 5.0},
+                {"frames": (5, 0)},
+                (760, 360),
+            ),
+            _invert(7, (1, 0), (6, 0), (1140, 300), encoder=(2, 0)),
+            _stylize(8, (3, 0), (7, 0), (1520, 200)),
+            N(
+                9,
+                "JoJoGAN_PasteBack",
+                {"feather": 0.1},
+                {"images": (5, 0), "stylized": (8, 0), "faces": (6, 1)},
+                (1900, 300),
+            ),
+            _save(10, (9, 0), "jojogan/video_frames", (2280, 300)),
+        ],
+    )
+    return [toy, one_shot, multi, colour, sweep, released, video]
+
+
+def render_all() -> dict[Path, str]:
+    files = {}
+    for wf in workflows():
+        files[HERE / f"{wf.name}.json"] = json.dumps(to_ui(wf), indent=2) + "\n"
+        files[HERE / "api" / f"{wf.name}.json"] = json.dumps(to_api(wf), indent=2) + "\n"
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--check", action="store_true", help="only compare, write nothing")
+    args = ap.parse_args(argv)
+    stale = []
+    for path, text in render_all().items():
+        if path.exists() and path.read_text() == text:
+            continue
+        stale.append(path)
+        if not args.check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    for p in stale:
+        print(("differs: " if args.check else "wrote: ") + str(p.relative_to(ROOT)))
+    return 1 if (args.check and stale) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
