@@ -206,6 +206,7 @@ class FinetuneResult:
     n_references: int = 0
     seconds: float = 0.0
     cancelled: bool = False
+    resume_state: dict | None = field(default=None, repr=False)
 
 
 def _grayscale(x: Tensor) -> Tensor:
@@ -282,6 +283,7 @@ def finetune(
     arcface: nn.Module | None = None,
     callback: Callback | None = None,
     preview_codes: Tensor | Sequence[Tensor] | None = None,
+    resume: FinetuneResult | None = None,
 ) -> FinetuneResult:
     """Fine-tune a copy of ``generator`` on the paired set of the references (Eq. 1-3).
 
@@ -293,6 +295,10 @@ def finetune(
     ``settings.id_weight > 0``. callback(step, loss, preview): called after every step (preview
     [B,3,H,W] every ``preview_every`` steps, else None); returning False or raising
     FinetuneCancelled cancels. Any other exception from it propagates, no model is returned.
+
+    resume: a partial result (``FinetuneCancelled.result`` with ``keep_partial``) to continue
+    from, with the same settings (``steps`` may be larger) and inputs: the model, the optimiser
+    and the random stream continue, so the final bytes equal an uninterrupted run's.
 
     Returns a FinetuneResult; raises FinetuneDiverged after ``max_bad_steps`` NaN/inf steps in a
     row, ValueError for bad settings or inputs (before any work).
@@ -332,7 +338,9 @@ def finetune(
     if preview_codes is None:
         preview_codes = codes
 
-    g_new = copy.deepcopy(generator)
+    if resume is not None:
+        _check_resume(resume, settings, n_ref)
+    g_new = copy.deepcopy(generator if resume is None else resume.generator)
     g_new.eval()
     trainable = []
     for name, p in g_new.named_parameters():
@@ -341,6 +349,8 @@ def finetune(
         if keep:
             trainable.append(p)
     opt = torch.optim.Adam(trainable, lr=settings.lr, betas=tuple(map(float, settings.betas)))
+    if resume is not None:
+        opt.load_state_dict(resume.resume_state["optimizer"])
 
     d_flags = [p.requires_grad for p in discriminator.parameters()]
     d_training = discriminator.training
@@ -353,6 +363,11 @@ def finetune(
     generator.requires_grad_(False)
 
     result = FinetuneResult(g_new, settings, mask, taps, n_references=n_ref)
+    if resume is not None:
+        result.losses = list(resume.losses)
+        result.skipped_steps = resume.skipped_steps
+        result.steps_done = resume.steps_done
+        result.resume_state = resume.resume_state
     t0 = time.perf_counter()
     try:
         _run(
@@ -418,9 +433,15 @@ def _run(
                 [f.detach() for f in d.features(_grayscale(y) if st.grayscale else y, taps)]
             )
     rng = torch.Generator().manual_seed(int(st.seed))
+    start = result.steps_done + 1
+    if result.resume_state is None and start > 1:
+        raise ValueError("finetune: cannot resume without the partial result's state")
+    if start > 1:
+        rng.set_state(result.resume_state["rng"])
+        result.resume_state = None
     mode = st.noise_mode
     bad_in_a_row = 0
-    for step in range(1, st.steps + 1):
+    for step in range(start, st.steps + 1):
         opt.zero_grad(set_to_none=True)
         rand = sample_random_codes(g_base, n_ref, rng, mask.space)
         mixed = mix_codes(codes, rand, mask)
@@ -481,8 +502,32 @@ def _run(
             if answer is False:
                 _finish(g_new, step, cancelled=True)
                 result.cancelled = True
+                if st.keep_partial:
+                    result.resume_state = {
+                        "optimizer": copy.deepcopy(opt.state_dict()),
+                        "rng": rng.get_state(),
+                    }
                 raise FinetuneCancelled(step, result if st.keep_partial else None)
     _finish(g_new, st.steps, cancelled=False)
+
+
+def _check_resume(resume: FinetuneResult, settings: FinetuneSettings, n_ref: int) -> None:
+    if not isinstance(resume, FinetuneResult) or resume.resume_state is None:
+        raise ValueError(
+            "finetune: resume must be the partial result of a cancelled run with keep_partial=True"
+        )
+    a, b = resume.settings.to_dict(), settings.to_dict()
+    a.pop("steps")
+    b.pop("steps")
+    diff = sorted(k for k in a if a[k] != b[k] and k not in ("keep_partial", "preview_every"))
+    if diff:
+        raise ValueError(f"finetune: resume needs the same settings; these differ: {diff}")
+    if resume.n_references != n_ref:
+        raise ValueError("finetune: resume needs the same references")
+    if resume.steps_done >= settings.steps:
+        raise ValueError(
+            f"finetune: the partial run already did {resume.steps_done} steps; ask for more"
+        )
 
 
 def _finish(g_new: nn.Module, step: int, cancelled: bool) -> None:

@@ -319,3 +319,19 @@ def test_bad_inputs_are_clear_errors(models):
         finetune(g, d, refs * float("nan"), codes, FinetuneSettings(steps=1))
     with pytest.raises(ValueError, match="discriminator is for 64 px"):
         finetune(g, Discriminator(64, channel_max=16), refs, codes, FinetuneSettings(steps=1))
+
+
+def test_resume_from_a_cancelled_run_gives_the_same_bytes(models):
+    g, d = models
+    refs, codes = _refs(g)
+    st = FinetuneSettings(steps=5, seed=11, noise_mode="random", keep_partial=True)
+    full = _bytes(finetune(g, d, refs, codes, st).generator)
+    with pytest.raises(FinetuneCancelled) as e:
+        finetune(g, d, refs, codes, st, callback=lambda s, loss, p: s < 2)
+    partial = e.value.result
+    assert partial.steps_done == 2
+    res = finetune(g, d, refs, codes, st, resume=partial)
+    assert res.steps_done == 5 and len(res.losses) == 5
+    assert all(torch.equal(full[k], v) for k, v in _bytes(res.generator).items())
+    with pytest.raises(ValueError, match="same settings"):
+        finetune(g, d, refs, codes, FinetuneSettings(steps=5, seed=12), resume=partial)
