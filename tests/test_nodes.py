@@ -1,0 +1,428 @@
+"""The node layer without ComfyUI: definitions well-formed, IMAGE/MASK conventions, widgets that
+follow the core's settings, clear errors naming node and input, model cache, host hooks."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from jojogan import finetune as jft
+from jojogan import invert as jinv
+from jojogan import stylize as jst
+from jojogan.stylegan2 import Discriminator, Generator
+
+ROOT = Path(__file__).resolve().parents[1]
+SOCKETS = {
+    "IMAGE",
+    "MASK",
+    "INT",
+    "FLOAT",
+    "STRING",
+    "BOOLEAN",
+    "JOJOGAN_GENERATOR",
+    "JOJOGAN_DISCRIMINATOR",
+    "JOJOGAN_ENCODER",
+    "JOJOGAN_ARCFACE",
+    "JOJOGAN_LATENT",
+    "JOJOGAN_DATASET",
+    "JOJOGAN_FACES",
+    "JOJOGAN_STYLE_MODEL",
+    "JOJOGAN_FACE_DETECTOR",
+}
+FIVE = ["Invert", "BuildMixedDataset", "Finetune", "Stylize", "InterpolateStyle"]
+
+
+@pytest.fixture(scope="module")
+def pack():
+    from test_package import load_pack_as_comfyui_does
+
+    return load_pack_as_comfyui_does(ROOT, "comfyui_jojogan_nodes_test")
+
+
+@pytest.fixture(scope="module")
+def M(pack):
+    return pack.NODE_CLASS_MAPPINGS
+
+
+@pytest.fixture(scope="module")
+def S(pack):
+    return sys.modules[pack.__name__ + ".nodes.sockets"]
+
+
+@pytest.fixture(scope="module")
+def host(pack):
+    return sys.modules[pack.__name__ + ".nodes.host"]
+
+
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("JOJOGAN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("JOJOGAN_DEVICE", "cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny(S):
+    torch.manual_seed(0)
+    ch = {4: 16, 8: 16, 16: 8}
+    g = Generator(16, 32, 2, channels=ch, channel_max=16).eval().requires_grad_(False)
+    d = Discriminator(16, channels=ch, channel_max=16).eval().requires_grad_(False)
+    return S.GeneratorModel(g, None, "<tiny>"), S.DiscriminatorModel(d, "<tiny>")
+
+
+def _img(b=1, s=16, seed=0):
+    return torch.rand(b, s, s, 3, generator=torch.Generator().manual_seed(seed))
+
+
+# ------------------------------------------------------------------------------- definitions
+
+
+def test_every_node_is_prefixed_named_and_categorised(M, pack):
+    assert len(M) >= 17
+    for name in ["JoJoGAN_" + n for n in FIVE + ["SampleStyled", "AlignFaces", "PasteBack"]]:
+        assert name in M
+    for key, cls in M.items():
+        assert key.startswith("JoJoGAN_")
+        assert pack.NODE_DISPLAY_NAME_MAPPINGS[key].startswith("JoJoGAN ")
+        assert cls.CATEGORY.startswith("JoJoGAN/")
+        assert callable(getattr(cls, cls.FUNCTION))
+        assert isinstance(cls.RETURN_TYPES, tuple)
+        assert len(getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES)) == len(cls.RETURN_TYPES)
+        assert all(t in SOCKETS for t in cls.RETURN_TYPES)
+
+
+def test_input_types_are_well_formed(M):
+    for key, cls in M.items():
+        it = cls.INPUT_TYPES()
+        assert set(it) <= {"required", "optional", "hidden"}, key
+        for section in ("required", "optional"):
+            for name, spec in it.get(section, {}).items():
+                assert isinstance(spec, tuple) and 1 <= len(spec) <= 2, (key, name)
+                t = spec[0]
+                opts = spec[1] if len(spec) == 2 else {}
+                assert isinstance(t, list) or t in SOCKETS, (key, name, t)
+                if t in ("INT", "FLOAT"):
+                    assert opts["min"] <= opts["default"] <= opts.get("max", float("inf"))
+                    assert isinstance(opts["default"], int if t == "INT" else float)
+                if t == "BOOLEAN":
+                    assert isinstance(opts["default"], bool)
+        # the function accepts exactly the declared inputs
+        params = inspect.signature(getattr(cls, cls.FUNCTION)).parameters
+        declared = set(it.get("required", {})) | set(it.get("optional", {}))
+        assert set(params) - {"self"} == declared, key
+
+
+def test_widgets_carry_the_core_defaults(M):
+    ft = M["JoJoGAN_Finetune"].INPUT_TYPES()["required"]
+    st = jft.FinetuneSettings()
+    for name in ("steps", "lr", "grayscale", "id_weight", "refs_per_chunk", "seed"):
+        assert ft[name][1]["default"] == getattr(st, name), name
+    assert ft["noise_mode"][0][0] == st.noise_mode
+    inv = M["JoJoGAN_Invert"].INPUT_TYPES()["required"]
+    assert inv["method"][0] == list(jinv.METHODS)
+    for name in ("steps", "lr", "seed"):
+        assert inv[name][1]["default"] == inspect.signature(jinv.invert).parameters[name].default
+    sty = M["JoJoGAN_Stylize"].INPUT_TYPES()["required"]
+    assert (
+        sty["intensity"][1]["default"]
+        == inspect.signature(jst.stylize).parameters["intensity"].default
+    )
+    ds = M["JoJoGAN_BuildMixedDataset"].INPUT_TYPES()["required"]
+    assert ds["preset"][0][0] == st.preset and ds["blend"][1]["default"] == st.blend
+
+
+# ----------------------------------------------------------------------------- running nodes
+
+
+def test_pipeline_nodes_keep_image_conventions_and_socket_types(M, S, tiny):
+    g, d = tiny
+    ref = _img(1)
+    lat, rec = M["JoJoGAN_Invert"]().invert(g, "optimize", 3, 0.05, 0, 0, "", images=ref)
+    assert isinstance(lat, S.Latents) and lat.w.shape == (1, g.generator.n_latent, 32)
+    assert rec.shape == (1, 16, 16, 3) and 0 <= float(rec.min()) and float(rec.max()) <= 1
+    ds, prev = M["JoJoGAN_BuildMixedDataset"]().build(g, ref, lat, "w+", "full", "", 1.0, 3, 0)
+    assert isinstance(ds, S.MixedDataset) and prev.shape == (3, 16, 16, 3)
+    sm, fprev = M["JoJoGAN_Finetune"]().finetune(g, d, ds, 2, 2e-3, False, 0.0, "", "const", 4, 0)
+    assert isinstance(sm, S.StyleModelSocket) and fprev.shape == (1, 16, 16, 3)
+    imgs = _img(2, seed=1)
+    lat2, _ = M["JoJoGAN_Invert"]().invert(g, "optimize", 2, 0.05, 0, 0, "", images=imgs)
+    (out,) = M["JoJoGAN_Stylize"]().stylize(sm, lat2, 1.0, "const", 0, 0, -1, 8)
+    (base,) = M["JoJoGAN_Stylize"]().stylize(sm, lat2, 0.0, "const", 0, 0, -1, 8)
+    (sweep,) = M["JoJoGAN_InterpolateStyle"]().interpolate(sm, lat2, 0.0, 1.0, 3, 0, -1, 8)
+    assert sweep.shape == (6, 16, 16, 3)
+    torch.testing.assert_close(sweep.view(2, 3, 16, 16, 3)[:, 2], out)
+    torch.testing.assert_close(sweep.view(2, 3, 16, 16, 3)[:, 0], base)
+    (samples,) = M["JoJoGAN_SampleStyled"]().sample(sm, 2, 0, 0.7, 1.0)
+    assert samples.shape == (2, 16, 16, 3)
+    for t in (out, base, sweep, samples):
+        assert t.dtype == torch.float32 and t.device.type == "cpu"
+
+
+def test_mean_and_blend_inversion_and_s_space_dataset(M, S, tiny):
+    g, d = tiny
+    lat, _ = M["JoJoGAN_Invert"]().invert(g, "mean", 1, 0.05, 0, 0, "")
+    assert lat.w.shape[0] == 1
+    lat2, _ = M["JoJoGAN_Invert"]().invert(g, "blend", 2, 0.05, 0, 0, "0-2", images=_img(1))
+    ds, _ = M["JoJoGAN_BuildMixedDataset"]().build(g, _img(1), lat2, "s", "C", "", 1.0, 2, 0)
+    sm, _ = M["JoJoGAN_Finetune"]().finetune(g, d, ds, 1, 2e-3, True, 0.0, "1,2", "const", 4, 0)
+    assert isinstance(sm, S.StyleModelSocket)
+
+
+def test_save_and_load_style_model_never_overwrites(M, S, tiny, tmp_path):
+    g, d = tiny
+    lat, _ = M["JoJoGAN_Invert"]().invert(g, "mean", 1, 0.05, 0, 0, "")
+    ds, _ = M["JoJoGAN_BuildMixedDataset"]().build(g, _img(1), lat, "w+", "full", "", 1.0, 0, 0)
+    sm, _ = M["JoJoGAN_Finetune"]().finetune(g, d, ds, 1, 2e-3, False, 0.0, "", "const", 4, 0)
+    saver = M["JoJoGAN_SaveStyleModel"]()
+    p1 = Path(saver.save(sm, "styles/t", "float32")["result"][0])
+    p2 = Path(saver.save(sm, "styles/t", "float16")["result"][0])
+    assert p1 != p2 and p1.is_file() and p2.is_file()
+    assert p1.parent == tmp_path / "cache" / "jojogan" / "styles"
+    (loaded,) = M["JoJoGAN_LoadStyleModel"]().load(g, "styles/t_00001.safetensors", True)
+    want = sm.generator.state_dict()
+    got = loaded.generator.state_dict()
+    assert got.keys() == want.keys()
+    for k in want:
+        torch.testing.assert_close(got[k], want[k])
+    for bad in ("", "/abs/path", "../escape"):
+        with pytest.raises(ValueError, match="Save Style Model: 'filename_prefix'"):
+            saver.save(sm, bad, "float16")
+
+
+def test_toy_render_gives_comfy_images(M):
+    (img,) = M["JoJoGAN_ToyRender"]().render("sketch", 3, 2, 32)
+    assert img.shape == (2, 32, 32, 3) and img.dtype == torch.float32
+    assert 0 <= float(img.min()) and float(img.max()) <= 1
+    (again,) = M["JoJoGAN_ToyRender"]().render("sketch", 3, 2, 32)
+    assert torch.equal(img, again)
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    from PIL import Image
+    from skimage import data as skdata
+
+    path = Path(skdata.__file__).parent / "astronaut.png"
+    arr = np.asarray(Image.open(path).convert("RGB").resize((256, 256)), dtype=np.float32) / 255
+    return torch.from_numpy(arr)[None]
+
+
+def test_align_and_paste_back_follow_image_and_mask_conventions(M, S, astronaut):
+    photos = torch.cat([astronaut, torch.full_like(astronaut, 0.5)])  # second photo: no face
+    aligned, faces = M["JoJoGAN_AlignFaces"]().align(astronaut, 64, "largest", 20.0)
+    assert aligned.shape == (1, 64, 64, 3) and isinstance(faces, S.AlignedFaces)
+    assert 0 <= float(aligned.min()) and float(aligned.max()) <= 1
+    styl = 1.0 - aligned  # a stand-in "style"
+    out, mask = M["JoJoGAN_PasteBack"]().paste(photos[:1], styl, faces, 0.1)
+    assert out.shape == (1, 256, 256, 3) and mask.shape == (1, 256, 256)
+    assert 0 <= float(mask.min()) and float(mask.max()) <= 1 and float(mask.max()) > 0.9
+    assert (out - astronaut).abs().amax() > 0.3  # the face changed
+    far = mask[0] == 0
+    torch.testing.assert_close(out[0][far], astronaut[0][far], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match=r"JoJoGAN Align Faces: .*no face found in images\[1\]"):
+        M["JoJoGAN_AlignFaces"]().align(photos, 64, "largest", 20.0)
+    with pytest.raises(ValueError, match="Paste Back: input 'stylized' has 2 images"):
+        M["JoJoGAN_PasteBack"]().paste(photos[:1], torch.cat([styl, styl]), faces, 0.1)
+
+
+# ------------------------------------------------------------------------------ clear errors
+
+
+def test_bad_sockets_and_inputs_name_the_node_and_input(M, S, tiny):
+    g, d = tiny
+    lat, _ = M["JoJoGAN_Invert"]().invert(g, "mean", 1, 0.05, 0, 0, "")
+    cases = [
+        (
+            lambda: M["JoJoGAN_Invert"]().invert("nope", "mean", 1, 0.05, 0, 0, ""),
+            r"JoJoGAN Invert: input 'generator' must be a JOJOGAN_GENERATOR, got str",
+        ),
+        (
+            lambda: M["JoJoGAN_Invert"]().invert(g, "encoder", 1, 0.05, 0, 0, "", images=_img()),
+            r"JoJoGAN Invert: input 'encoder' must be a JOJOGAN_ENCODER, got nothing",
+        ),
+        (
+            lambda: M["JoJoGAN_Invert"]().invert(g, "optimize", 1, 0.05, 0, 0, ""),
+            r"JoJoGAN Invert: method 'optimize' needs the 'images' input",
+        ),
+        (
+            lambda: M["JoJoGAN_Invert"]().invert(
+                g, "optimize", 1, 0.05, 0, 0, "", images=_img() * 255
+            ),
+            r"JoJoGAN Invert: input 'images': values must be in \[0,1\].*divide by 255",
+        ),
+        (
+            lambda: M["JoJoGAN_Invert"]().invert(
+                g, "optimize", 1, 0.05, 0, 0, "", images=torch.rand(16, 16, 3)
+            ),
+            r"JoJoGAN Invert: input 'images': .*rank 4",
+        ),
+        (
+            lambda: M["JoJoGAN_Invert"]().invert(g, "blend", 1, 0.05, 0, 0, "", images=_img()),
+            r"JoJoGAN Invert: method 'blend' needs 'blend_layers'",
+        ),
+        (
+            lambda: M["JoJoGAN_BuildMixedDataset"]().build(
+                g, _img(1), lat, "w+", "custom", "", 1.0, 0, 0
+            ),
+            r"Build Mixed Dataset: preset 'custom' needs 'layers'",
+        ),
+        (
+            lambda: M["JoJoGAN_BuildMixedDataset"]().build(
+                g, _img(1), lat, "w+", "custom", "3-99", 1.0, 0, 0
+            ),
+            r"JoJoGAN Build Mixed Dataset: .*99",
+        ),
+        (
+            lambda: M["JoJoGAN_BuildMixedDataset"]().build(
+                g, _img(1), lat, "w+", "custom", "seven", 1.0, 0, 0
+            ),
+            r"Build Mixed Dataset: 'layers' must list layer indices",
+        ),
+        (
+            lambda: M["JoJoGAN_BuildMixedDataset"]().build(
+                g, _img(2), lat, "w+", "full", "", 1.0, 0, 0
+            ),
+            r"2 references but 1 latents",
+        ),
+    ]
+    for call, pattern in cases:
+        with pytest.raises(ValueError, match=pattern):
+            call()
+    ds, _ = M["JoJoGAN_BuildMixedDataset"]().build(g, _img(1), lat, "w+", "full", "", 1.0, 0, 0)
+    with pytest.raises(ValueError, match=r"Finetune: 'id_weight' > 0 needs the 'arcface' input"):
+        M["JoJoGAN_Finetune"]().finetune(g, d, ds, 1, 2e-3, False, 100.0, "", "const", 4, 0)
+    with pytest.raises(ValueError, match=r"Finetune: .*steps"):
+        M["JoJoGAN_Finetune"]().finetune(g, d, ds, 0, 2e-3, False, 0.0, "", "const", 4, 0)
+    with pytest.raises(ValueError, match=r"Finetune: input 'discriminator' must be"):
+        M["JoJoGAN_Finetune"]().finetune(g, None, ds, 1, 2e-3, False, 0.0, "", "const", 4, 0)
+    sm, _ = M["JoJoGAN_Finetune"]().finetune(g, d, ds, 1, 2e-3, False, 0.0, "", "const", 4, 0)
+    with pytest.raises(ValueError, match=r"Stylize: layer_start/layer_end \(5, 2\)"):
+        M["JoJoGAN_Stylize"]().stylize(sm, lat, 0.5, "const", 0, 5, 2, 8)
+
+
+def test_missing_model_file_says_where_to_put_it_and_where_to_get_it(M, tmp_path):
+    with pytest.raises(ValueError) as err:
+        M["JoJoGAN_LoadStyleGAN2"]().load("stylegan2-ffhq-config-f.pt")
+    msg = str(err.value)
+    assert msg.startswith("JoJoGAN Load StyleGAN2: 'ckpt_name'")
+    assert str(tmp_path / "cache" / "jojogan") in msg and "models/jojogan" in msg
+    assert "1Yr7KuD959btpmcKGAUsbAk5rPjX2MytK" in msg
+    with pytest.raises(ValueError, match="Load Encoder: 'encoder_name' is empty"):
+        M["JoJoGAN_LoadEncoder"]().load("")
+
+
+def test_html_page_saved_as_checkpoint_is_a_clear_node_error(M, tmp_path):
+    folder = tmp_path / "cache" / "jojogan"
+    folder.mkdir(parents=True)
+    (folder / "stylegan2-ffhq-config-f.pt").write_text("<!DOCTYPE html><html>quota</html>")
+    with pytest.raises(ValueError, match=r"^JoJoGAN Load StyleGAN2: .*(HTML|html|web page)"):
+        M["JoJoGAN_LoadStyleGAN2"]().load("stylegan2-ffhq-config-f.pt")
+
+
+# ------------------------------------------------------------------------ cache and host hooks
+
+
+def test_loader_caches_by_path_mtime_size_and_clears(M, host, tiny, tmp_path):
+    from jojogan.checkpoints import save_stylegan2
+
+    g, d = tiny
+    folder = tmp_path / "cache" / "jojogan"
+    folder.mkdir(parents=True)
+    path = folder / "tiny.safetensors"
+    save_stylegan2(path, g_ema=g.generator, d=d.discriminator)
+    assert (
+        "tiny.safetensors" in M["JoJoGAN_LoadStyleGAN2"].INPUT_TYPES()["required"]["ckpt_name"][0]
+    )
+    host.clear_cache()
+    a, da = M["JoJoGAN_LoadStyleGAN2"]().load("tiny.safetensors")
+    b, _ = M["JoJoGAN_LoadStyleGAN2"]().load("tiny.safetensors")
+    assert a is b and len(host.CACHE) == 1 and da.discriminator is not None
+    import os
+
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # file changed on disk
+    c, _ = M["JoJoGAN_LoadStyleGAN2"]().load("tiny.safetensors")
+    assert c is not a
+    assert host.clear_cache() == 2 and len(host.CACHE) == 0
+
+
+def test_comfy_hooks_progress_interrupt_unload_and_folders(M, host, tiny, monkeypatch, tmp_path):
+    """Fake comfy modules stand in for ComfyUI's: the node layer must use them when present."""
+    g, d = tiny
+
+    class Interrupted(Exception):
+        pass
+
+    calls = {"updates": [], "unloaded": 0, "checks": 0}
+    mm = types.ModuleType("comfy.model_management")
+    mm.get_torch_device = lambda: torch.device("cpu")
+    mm.intermediate_device = lambda: torch.device("cpu")
+
+    def check():
+        calls["checks"] += 1
+        if calls["checks"] >= 3:
+            raise Interrupted()
+
+    mm.throw_exception_if_processing_interrupted = check
+
+    def unload_all_models():
+        calls["unloaded"] += 1
+
+    mm.unload_all_models = unload_all_models
+    utils = types.ModuleType("comfy.utils")
+
+    class ProgressBar:
+        def __init__(self, total):
+            self.total = total
+
+        def update_absolute(self, value, total=None):
+            calls["updates"].append(value)
+
+    utils.ProgressBar = ProgressBar
+    fp = types.ModuleType("folder_paths")
+    fp.models_dir = str(tmp_path / "models")
+    fp.folder_names_and_paths = {}
+
+    def add_model_folder_path(name, path, is_default=False):
+        fp.folder_names_and_paths.setdefault(name, ([], set()))[0].append(path)
+
+    fp.add_model_folder_path = add_model_folder_path
+    fp.get_folder_paths = lambda name: fp.folder_names_and_paths[name][0]
+    fp.get_filename_list = lambda name: ["x.pt"]
+    fp.get_full_path = lambda name, f: None
+    comfy = types.ModuleType("comfy")
+    comfy.model_management, comfy.utils = mm, utils
+    for name, mod in (
+        ("comfy", comfy),
+        ("comfy.model_management", mm),
+        ("comfy.utils", utils),
+        ("folder_paths", fp),
+    ):
+        monkeypatch.setitem(sys.modules, name, mod)
+    monkeypatch.setattr(host, "_registered", False)
+    monkeypatch.setattr(host, "_hooked", False)
+
+    host.register_model_folders()
+    assert fp.folder_names_and_paths["jojogan"][0] == [str(tmp_path / "models" / "jojogan")]
+    assert ".safetensors" in fp.folder_names_and_paths["facedetection"][1]
+    assert M["JoJoGAN_LoadStyleGAN2"].INPUT_TYPES()["required"]["ckpt_name"][0] == ["x.pt"]
+
+    assert host.hook_unload()
+    host.CACHE.get(("k",), lambda: object())
+    mm.unload_all_models()
+    assert calls["unloaded"] == 1 and len(host.CACHE) == 0
+
+    lat, _ = M["JoJoGAN_Invert"]().invert(g, "mean", 1, 0.05, 0, 0, "")
+    ds, _ = M["JoJoGAN_BuildMixedDataset"]().build(g, _img(1), lat, "w+", "full", "", 1.0, 0, 0)
+    before = [p.clone() for p in g.generator.parameters()]
+    calls["updates"].clear()
+    with pytest.raises(Interrupted):
+        M["JoJoGAN_Finetune"]().finetune(g, d, ds, 200, 2e-3, False, 0.0, "", "const", 4, 0)
+    assert calls["checks"] == 3 and calls["updates"] == [1, 2]  # stopped at step 3 of 200
+    for a, b in zip(before, g.generator.parameters(), strict=True):
+        assert torch.equal(a, b)  # the base generator is untouched

@@ -1,0 +1,301 @@
+"""The bundled workflows (example_workflows/): checked against the pack's own node definitions,
+UI and API formats consistent, generated files up to date, and the toy workflow run end to end
+through the node functions the way ComfyUI's executor calls them (no ComfyUI needed)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+WF_DIR = ROOT / "example_workflows"
+sys.path.insert(0, str(WF_DIR))
+
+import generate  # noqa: E402  (example_workflows/generate.py)
+
+from jojogan import weights  # noqa: E402
+
+API_FILES = sorted((WF_DIR / "api").glob("*.json"))
+UI_FILES = sorted(WF_DIR.glob("*.json"))
+MODEL_WIDGETS = {"ckpt_name", "encoder_name", "model_name", "style_name"}
+REQUIRED_WORKFLOWS = {
+    "jojogan_toy_demo",
+    "jojogan_one_shot_face",
+    "jojogan_multi_shot",
+    "jojogan_preserve_color_identity",
+    "jojogan_intensity_sweep",
+    "jojogan_released_style_paste_back",
+    "jojogan_video_frames",
+}
+
+
+@pytest.fixture(scope="module")
+def pack():
+    from test_package import load_pack_as_comfyui_does
+
+    return load_pack_as_comfyui_does(ROOT, "comfyui_jojogan_workflows_test")
+
+
+def _core_spec(class_type: str) -> dict | None:
+    return generate.CORE_NODES.get(class_type)
+
+
+def validate_api(wf: dict, mappings: dict) -> list[str]:
+    """Every problem ComfyUI's /prompt validation would report for this graph (and a few more)."""
+    errors: list[str] = []
+    for nid, node in wf.items():
+        ct = node.get("class_type")
+        inputs = node.get("inputs", {})
+        where = f"node {nid} ({ct})"
+        if ct in mappings:
+            it = mappings[ct].INPUT_TYPES()
+            specs = {**it.get("required", {}), **it.get("optional", {})}
+            required = set(it.get("required", {}))
+        elif _core_spec(ct) is not None:
+            core = _core_spec(ct)
+            specs = {
+                n: (([],) if t == "COMBO" else (t,)) + (({"core": True},) if w else ())
+                for n, t, w in core["inputs"]
+            }
+            required = set(specs)
+        else:
+            errors.append(f"{where}: unknown node class")
+            continue
+        for name in required - set(inputs):
+            errors.append(f"{where}: required input {name!r} missing")
+        for name in set(inputs) - set(specs):
+            errors.append(f"{where}: unknown input {name!r}")
+        for name, value in inputs.items():
+            if name not in specs:
+                continue
+            spec = specs[name]
+            t = spec[0]
+            opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+            if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str):
+                src, idx = value
+                if src not in wf:
+                    errors.append(f"{where}: {name!r} links to missing node {src}")
+                    continue
+                out_types = _output_types(wf[src]["class_type"], mappings)
+                if out_types is None or not 0 <= idx < len(out_types):
+                    errors.append(f"{where}: {name!r} links to a missing output {src}:{idx}")
+                    continue
+                want = "COMBO" if isinstance(t, list) else t
+                if out_types[idx] != want:
+                    errors.append(f"{where}: {name!r} wants {want}, gets {out_types[idx]}")
+                continue
+            if isinstance(t, list):
+                if opts.get("core"):
+                    ok = isinstance(value, str) and bool(value)
+                elif name in MODEL_WIDGETS:
+                    ok = value in weights.REGISTRY or str(value).endswith(".safetensors")
+                else:
+                    ok = value in t
+                if not ok:
+                    errors.append(f"{where}: {name!r} = {value!r} is not a valid choice")
+            elif t == "INT":
+                if not isinstance(value, int) or isinstance(value, bool):
+                    errors.append(f"{where}: {name!r} must be an INT, got {value!r}")
+                elif not opts.get("min", -(2**63)) <= value <= opts.get("max", 2**63):
+                    errors.append(f"{where}: {name!r} = {value} outside its range")
+            elif t == "FLOAT":
+                if not isinstance(value, int | float) or isinstance(value, bool):
+                    errors.append(f"{where}: {name!r} must be a FLOAT, got {value!r}")
+                elif not opts.get("min", -1e300) <= value <= opts.get("max", 1e300):
+                    errors.append(f"{where}: {name!r} = {value} outside its range")
+            elif t == "BOOLEAN":
+                if not isinstance(value, bool):
+                    errors.append(f"{where}: {name!r} must be a BOOLEAN, got {value!r}")
+            elif t == "STRING":
+                if not isinstance(value, str):
+                    errors.append(f"{where}: {name!r} must be a STRING, got {value!r}")
+            else:
+                errors.append(f"{where}: socket {name!r} ({t}) must be a link, got {value!r}")
+    outputs = [
+        n
+        for n in wf.values()
+        if n["class_type"] == "SaveImage"
+        or getattr(mappings.get(n["class_type"]), "OUTPUT_NODE", False)
+    ]
+    if not outputs:
+        errors.append("the graph has no output node (ComfyUI would run nothing)")
+    return errors
+
+
+def _output_types(class_type: str, mappings: dict) -> list[str] | None:
+    if class_type in mappings:
+        return list(mappings[class_type].RETURN_TYPES)
+    core = _core_spec(class_type)
+    return None if core is None else [t for _n, t in core.get("outputs", [])]
+
+
+def test_every_required_workflow_is_bundled_in_both_formats():
+    api = {p.stem for p in API_FILES}
+    ui = {p.stem for p in UI_FILES}
+    assert REQUIRED_WORKFLOWS <= api
+    assert api == ui
+
+
+def test_generated_files_are_up_to_date():
+    for path, text in generate.render_all().items():
+        assert path.read_text() == text, (
+            f"{path} is stale: run python example_workflows/generate.py"
+        )
+
+
+@pytest.mark.parametrize("path", API_FILES, ids=lambda p: p.stem)
+def test_api_workflow_is_valid_for_the_pack(path, pack):
+    wf = json.loads(path.read_text())
+    assert validate_api(wf, pack.NODE_CLASS_MAPPINGS) == []
+
+
+def test_validator_catches_broken_graphs(pack):
+    wf = json.loads((WF_DIR / "api" / "jojogan_one_shot_face.json").read_text())
+    m = pack.NODE_CLASS_MAPPINGS
+    bad = copy.deepcopy(wf)
+    bad["7"]["inputs"]["steps"] = 0  # below min
+    bad["7"]["inputs"]["noise_mode"] = "loud"  # not a choice
+    bad["11"]["inputs"]["latent"] = ["3", 0]  # IMAGE into a LATENT socket
+    del bad["6"]["inputs"]["references"]  # required link missing
+    bad["5"]["class_type"] = "JoJoGAN_Nope"
+    errs = "\n".join(validate_api(bad, m))
+    for needle in ("'steps' = 0", "'noise_mode'", "wants JOJOGAN_LATENT", "'references'", "Nope"):
+        assert needle in errs
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.stem)
+def test_ui_workflow_matches_its_api_twin(path, pack):
+    ui = json.loads(path.read_text())
+    api = json.loads((WF_DIR / "api" / path.name).read_text())
+    assert {str(n["id"]) for n in ui["nodes"]} == set(api)
+    assert ui["last_node_id"] == max(n["id"] for n in ui["nodes"])
+    assert ui["last_link_id"] == len(ui["links"])
+    for n in ui["nodes"]:
+        a = api[str(n["id"])]
+        assert n["type"] == a["class_type"]
+        spec = generate.node_spec(n["type"])
+        widget_names = [name for name, _t, w in spec["inputs"] if w]
+        values = list(n["widgets_values"])
+        expected = []
+        for name in widget_names:
+            expected.append(a["inputs"][name])
+            if name == "seed":
+                expected.append("fixed")
+            expected.extend(spec["ui_extra"].get(name, []))
+        assert values == expected, n["type"]
+        assert [o["type"] for o in n["outputs"]] == [t for _n, t in spec["outputs"]]
+    sockets = {n["id"]: [i["name"] for i in n["inputs"]] for n in ui["nodes"]}
+    for link_id, src, slot, dst, dst_slot, typ in ui["links"]:
+        name = sockets[dst][dst_slot]
+        assert api[str(dst)]["inputs"][name] == [str(src), slot]
+        src_node = next(n for n in ui["nodes"] if n["id"] == src)
+        assert link_id in src_node["outputs"][slot]["links"]
+        assert src_node["outputs"][slot]["type"] == typ
+    n_links = sum(
+        1 for a in api.values() for v in a["inputs"].values() if isinstance(v, list) and len(v) == 2
+    )
+    assert n_links == len(ui["links"])
+
+
+# ------------------------------------------------------------------- running through the nodes
+
+
+def toy_model_dir(tmp_path_factory) -> tuple[Path, str]:
+    """The shipped toy model when present, else a tiny one trained for a few steps here."""
+    from jojogan.__main__ import TOY_FILE
+
+    shipped = ROOT / "jojogan" / "toy" / "weights"
+    if (shipped / TOY_FILE).is_file():
+        return shipped, "shipped toy model"
+    from jojogan.toy.train import ToyConfig, train
+
+    out = tmp_path_factory.mktemp("toy16")
+    cfg = ToyConfig(
+        size=16,
+        style_dim=32,
+        n_mlp=2,
+        channels=(16, 16, 8),
+        enc_width=8,
+        batch=4,
+        warm_steps=0,
+        steps=2,
+        enc_steps=2,
+        data_size=8,
+        seed=0,
+    )
+    torch.manual_seed(0)
+    train(cfg, out, device="cpu", log=None)
+    return out, "TINY STAND-IN toy model (16 px, 2 steps): the shipped toy weights are absent"
+
+
+def run_api(wf: dict, mappings: dict, images: dict | None = None) -> dict:
+    """Execute an API graph as ComfyUI does: topological order, widgets + linked outputs as
+    keyword arguments, FUNCTION on a fresh instance. SaveImage records its images."""
+    done: dict[str, tuple] = {}
+    saved: dict[str, torch.Tensor] = {}
+
+    def run(nid: str) -> tuple:
+        if nid in done:
+            return done[nid]
+        node = wf[nid]
+        kwargs = {}
+        for k, v in node["inputs"].items():
+            if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str):
+                kwargs[k] = run(v[0])[v[1]]
+            else:
+                kwargs[k] = v
+        ct = node["class_type"]
+        if ct == "SaveImage":
+            saved[kwargs["filename_prefix"]] = kwargs["images"]
+            out: tuple = ()
+        elif ct == "LoadImage":
+            img = images[kwargs["image"]]
+            out = (img, torch.zeros(img.shape[:3]))
+        else:
+            cls = mappings[ct]
+            res = getattr(cls(), cls.FUNCTION)(**kwargs)
+            out = tuple(res["result"]) if isinstance(res, dict) else tuple(res)
+            assert len(out) == len(cls.RETURN_TYPES)
+        done[nid] = out
+        return out
+
+    for nid in wf:
+        run(nid)
+    return saved
+
+
+def test_toy_workflow_runs_end_to_end_through_the_nodes(pack, tmp_path_factory, monkeypatch):
+    folder, label = toy_model_dir(tmp_path_factory)
+    print(f"toy workflow on: {label}")
+    monkeypatch.setenv("JOJOGAN_TOY_DIR", str(folder))
+    monkeypatch.setenv("JOJOGAN_CACHE", str(tmp_path_factory.mktemp("cache")))
+    torch.set_num_threads(1)
+    wf = json.loads((WF_DIR / "api" / "jojogan_toy_demo.json").read_text())
+    if "TINY" in label:
+        wf["6"]["inputs"]["steps"] = 20  # the stand-in is for wiring, not for quality
+    saved = run_api(wf, pack.NODE_CLASS_MAPPINGS)
+    stylized = saved["jojogan/toy_stylized"]
+    sweep = saved["jojogan/toy_intensity"]
+    assert stylized.ndim == 4 and stylized.shape[0] == 4 and stylized.shape[-1] == 3
+    assert sweep.shape[0] == 4 * 3
+    for t in (stylized, sweep):
+        assert t.dtype == torch.float32 and float(t.min()) >= 0 and float(t.max()) <= 1
+        assert torch.isfinite(t).all()
+    # intensity 0 is the base generator's reconstruction, 1 the fine-tuned one: they differ
+    per_input = sweep.view(4, 3, *sweep.shape[1:])
+    assert (per_input[:, 0] - per_input[:, 2]).abs().mean() > 1e-4
+    torch.testing.assert_close(per_input[:, 2], stylized, atol=1e-5, rtol=0)
+
+
+def test_toy_workflow_without_toy_model_fails_with_a_clear_message(pack, tmp_path, monkeypatch):
+    monkeypatch.setenv("JOJOGAN_TOY_DIR", str(tmp_path))
+    wf = json.loads((WF_DIR / "api" / "jojogan_toy_demo.json").read_text())
+    with pytest.raises(ValueError, match=r"JoJoGAN Load Toy Model: .*toy_stylegan2\.safetensors"):
+        run_api(wf, pack.NODE_CLASS_MAPPINGS)
+    assert os.listdir(tmp_path) == []
