@@ -26,9 +26,18 @@ One GPU slot (H100/H200, one command under 10 minutes; the shipped weights come 
         --steps 6000 --batch 128 --n-images 60000 --workers 14
     python -m jojogan.toy.train --out /tmp/toy --evaluate      # -> /tmp/toy/eval.json
 
-(time caps, not step counts, end each phase; the model card records the steps reached). On
-CPU, FACTS.md measured ~0.6 s per adversarial step at batch 8: recognisable faces after ~1,900
-steps, clean features after ~4,300 (~70 CPU-minutes); use `--time-limit` and `--resume`.
+(time caps, not step counts, end each phase; the model card records the steps reached).
+
+CPU (the shipped weights in jojogan/toy/weights/ came from this, on 2 shared cores; see their
+MODEL_CARD.md for the steps reached):
+
+    python -m jojogan.toy.train --out runs/toy --channels 64,64,64,64,32 --threads 1 \
+        --workers 2 --data-size 12000 --steps 1000000 --enc-steps 1000000 --gan-time 4320 \
+        --enc-time 900 --ckpt-every 300 --log-every 50
+
+Narrower channels than the defaults and ONE thread: on 2 cores shared with other jobs the default
+widths at --threads 2 ran ~3.3 s per adversarial step, this ~0.67 s. FACTS.md: recognisable faces
+after ~1,900 adversarial steps, clean features after ~4,300; use `--time-limit` and `--resume`.
 
 Writes to `--out`: `toy_stylegan2.safetensors` (g_ema, d, latent_avg; config in metadata),
 `toy_encoder.safetensors`, `train_state.safetensors` (everything needed to resume),
