@@ -8,6 +8,7 @@ Bad input is a ValueError that starts with the node's display name and names the
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import re
@@ -133,7 +134,27 @@ def _model_device(m: torch.nn.Module) -> torch.device:
 def _load_cached(kind: str, path: Path, load: Callable[[torch.device], Any]) -> Any:
     device = host.torch_device()
     key = (kind, *host.ModelCache.file_key(path), str(device))
-    return host.CACHE.get(key, lambda: load(device))
+
+    def build():
+        # ComfyUI runs nodes under torch.inference_mode(); weights made there could never take
+        # part in Finetune's backward pass, so models are always built outside it.
+        with torch.inference_mode(False):
+            return load(device)
+
+    return host.CACHE.get(key, build)
+
+
+@contextlib.contextmanager
+def _training():
+    """Gradients on, even inside ComfyUI's inference_mode (Finetune, optimisation inversion)."""
+    with torch.inference_mode(False), torch.enable_grad():
+        yield
+
+
+def _normal(t: torch.Tensor) -> torch.Tensor:
+    """A tensor usable by autograd (ComfyUI hands over inference-mode tensors); call inside
+    :func:`_training`."""
+    return t.clone() if t.is_inference() else t
 
 
 def _images(display: str, name: str, t: Any) -> torch.Tensor:
@@ -316,9 +337,12 @@ class LoadStyleModel:
         base = _need(self.DISPLAY, "generator", generator, S.GeneratorModel, S.GENERATOR)
         path = host.resolve_model(self.DISPLAY, "style_name", style_name)
         key = ("style", *host.ModelCache.file_key(path), id(base.generator), bool(check_base))
-        style = host.CACHE.get(
-            key, lambda: jsm.load_style_model(path, base.generator, check_base=check_base)
-        )
+
+        def load():
+            with torch.inference_mode(False):
+                return jsm.load_style_model(path, base.generator, check_base=check_base)
+
+        style = host.CACHE.get(key, load)
         return (S.StyleModelSocket(style, base),)
 
 
@@ -630,7 +654,9 @@ class Invert:
             kwargs.update(steps=int(steps), lr=float(lr), discriminator=disc, progress=progress)
         if mask is not None:
             kwargs["mask"] = mask
-        w = jinv.invert(x, g, method, **kwargs)
+        with _training():
+            x = None if x is None else _normal(x)
+            w = jinv.invert(x, g, method, **kwargs)
         bar.update(bar.total)
         recon = jst.stylize(g, w)
         lat = S.Latents(w.detach().to(host.offload_device()), None, method)
@@ -795,15 +821,18 @@ class Finetune:
             host.check_interrupted()
             bar.update(step)
 
-        result = jft.finetune(
-            g,
-            disc.discriminator,
-            ds.references.to(device),
-            _to(ds.latents, ds.space, device),
-            settings,
-            arcface=arc,
-            callback=callback,
-        )
+        codes = _to(ds.latents, ds.space, device)
+        with _training():
+            codes = _normal(codes) if isinstance(codes, torch.Tensor) else list(map(_normal, codes))
+            result = jft.finetune(
+                g,
+                disc.discriminator,
+                _normal(ds.references.to(device)),
+                codes,
+                settings,
+                arcface=arc,
+                callback=callback,
+            )
         style = jsm.StyleModel(result.generator, {"settings": settings.to_dict()})
         preview = jst.stylize(result.generator, ds.latents.w.to(device))
         return (S.StyleModelSocket(style, gen, result), _out(preview, "preview"))

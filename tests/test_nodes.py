@@ -426,3 +426,24 @@ def test_comfy_hooks_progress_interrupt_unload_and_folders(M, host, tiny, monkey
     assert calls["checks"] == 3 and calls["updates"] == [1, 2]  # stopped at step 3 of 200
     for a, b in zip(before, g.generator.parameters(), strict=True):
         assert torch.equal(a, b)  # the base generator is untouched
+
+
+def test_nodes_work_under_comfyui_inference_mode(M, host, tiny, tmp_path):
+    """ComfyUI calls every node inside torch.inference_mode(): loaders must still build models
+    that Finetune and optimisation inversion can train through."""
+    from jojogan.checkpoints import save_stylegan2
+
+    g0, d0 = tiny
+    folder = tmp_path / "cache" / "jojogan"
+    folder.mkdir(parents=True)
+    save_stylegan2(folder / "inf.safetensors", g_ema=g0.generator, d=d0.discriminator)
+    host.clear_cache()
+    with torch.inference_mode():
+        g, d = M["JoJoGAN_LoadStyleGAN2"]().load("inf.safetensors")
+        ref = _img(1)
+        lat, _ = M["JoJoGAN_Invert"]().invert(g, "optimize", 2, 0.05, 0, 0, "", images=ref)
+        ds, _ = M["JoJoGAN_BuildMixedDataset"]().build(g, ref, lat, "w+", "full", "", 1.0, 1, 0)
+        sm, _ = M["JoJoGAN_Finetune"]().finetune(g, d, ds, 2, 2e-3, False, 0.0, "", "const", 4, 0)
+        (out,) = M["JoJoGAN_Stylize"]().stylize(sm, lat, 0.5, "const", 0, 0, -1, 8)
+    assert sm.result.steps_done == 2 and out.shape == (1, 16, 16, 3)
+    host.clear_cache()
