@@ -145,12 +145,7 @@ def fused_leaky_relu(
     """scale * leaky_relu(x + bias): x [B,C,...], bias [C] added along dim 1."""
     if bias is not None:
         x = x + bias.view(1, -1, *([1] * (x.ndim - 2)))
-    if not (_FAST and scale > 0 and negative_slope > 0):
-        return F.leaky_relu(x, negative_slope) * scale
-    # Fast path: scale first (a positive scale commutes with leaky ReLU), then leaky ReLU in
-    # place on that fresh buffer; autograd keeps only its result. Two passes instead of three.
-    x = x.mul_(scale) if bias is not None else x * scale
-    return F.leaky_relu_(x, negative_slope)
+    return F.leaky_relu(x, negative_slope) * scale
 
 
 class FusedLeakyReLU(nn.Module):

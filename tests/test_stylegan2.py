@@ -119,7 +119,6 @@ def test_matches_reference_at_1024_ffhq_config_f(fast):
 
 @pytest.mark.parametrize("batch", [1, 2])
 def test_fast_and_plain_paths_agree_in_float64_through_the_whole_loss(batch):
-    # batch 1: grouped modulated conv, channels-last on CPU; batch 2: the shared-weight form
     cfg, g, d, inputs = build("small64", torch.float64)
     ws, target = inputs["ws"][:batch], inputs["target"][:batch]
     results = []
