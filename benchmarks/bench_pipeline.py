@@ -15,7 +15,8 @@ Rows (each configuration in its own subprocess, so peak memory is its own):
      reference's features recomputed every step, plain ops.
 3. Peak memory at 1, 4 and 8 references (--mem-size px, one fine-tune step): finetune() with
    one reference per chunk (gradient accumulation) vs all references in one batch (what the
-   released code does). CPU: growth of the peak RSS over the set-up; CUDA: peak allocated.
+   released code does). CPU: growth of the peak RSS over the set-up (run with glibc's
+   MALLOC_MMAP_THRESHOLD_=65536 so RSS follows live tensors); CUDA: peak allocated.
 
     python benchmarks/bench_pipeline.py                 # toy 300 steps, 256 px, memory at 256
     python benchmarks/bench_pipeline.py --big           # adds 1024 px (minutes per step on CPU)
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -34,6 +36,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# glibc keeps freed heap pages mapped, so the peak RSS of a CPU run grows with the number of
+# allocations, not with live memory; returning large blocks to the OS makes RSS track tensors.
+_MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
 
 
 def _device(name: str):
@@ -159,9 +164,9 @@ def _worker(cfg: dict) -> dict:
     return out
 
 
-def _run(cfg: dict) -> dict:
+def _run(cfg: dict, env: dict | None = None) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(cfg)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
     if r.returncode != 0:
         return {"error": (r.stderr or r.stdout).strip().splitlines()[-1:]}
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -234,7 +239,8 @@ def main() -> None:
                         "path": "pipeline",
                         "refs": n,
                         "chunk": chunk,
-                    }
+                    },
+                    _MALLOC_ENV,
                 )
                 mem.append((n, label, r))
 

@@ -464,6 +464,7 @@ def _run(
                 break
             ((b - a) / n_ref * loss).backward()
             total += float(loss.detach()) * (b - a) / n_ref
+            del img, x, feats, loss  # free this chunk's tensors before the next
         if ok:
             ok = all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in trainable)
         if not ok:
