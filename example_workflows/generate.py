@@ -498,7 +498,14 @@ def workflows() -> list[Workflow]:
             N(
                 6,
                 "JoJoGAN_AlignVideo",
-                {"size": 1024, "smooth": True, "fps": 30.0, "min_cutoff": 1.0, "beta": 5.0},
+                {
+                    "size": 1024,
+                    "smooth": True,
+                    "fps": 30.0,
+                    "min_cutoff": 1.0,
+                    "beta": 5.0,
+                    "min_face": 48.0,
+                },
                 {"frames": (5, 0)},
                 (760, 360),
             ),

@@ -475,12 +475,16 @@ class AlignVideo:
                     {"default": _default(jf.align_video, "min_cutoff"), "min": 0.001},
                 ),
                 "beta": ("FLOAT", {"default": _default(jf.align_video, "beta"), "min": 0.0}),
+                "min_face": (
+                    "FLOAT",
+                    {"default": float(_default(jf.align_video, "min_face")), "min": 1.0},
+                ),
             },
             "optional": {"detector": (S.FACE_DETECTOR,)},
         }
 
     @_node_errors(DISPLAY)
-    def align(self, frames, size, smooth, fps, min_cutoff, beta, detector=None):
+    def align(self, frames, size, smooth, fps, min_cutoff, beta, min_face, detector=None):
         photos = _photos(self.DISPLAY, "frames", frames)
         det = AlignFaces._detector(detector)
         with warnings.catch_warnings():
@@ -493,6 +497,7 @@ class AlignVideo:
                 fps=float(fps),
                 min_cutoff=float(min_cutoff),
                 beta=float(beta),
+                min_face=float(min_face),
                 name="frames",
             )
         crops = torch.stack([f.image for f in faces])

@@ -190,10 +190,11 @@ def _write_standins(models: Path, inputs: Path) -> None:
     import av
     import numpy as np
 
-    arr = np.asarray(face)
+    arr = np.asarray(Image.open(Path(skdata.__file__).parent / "astronaut.png").convert("RGB"))
     with av.open(str(inputs / "jojogan_video.mp4"), "w") as out:
         stream = out.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 256, 256, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = arr.shape[1], arr.shape[0], "yuv420p"
+        stream.bit_rate = 4_000_000
         for k in range(6):
             frame = np.roll(arr, 2 * k, axis=1)
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
