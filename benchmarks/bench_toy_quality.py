@@ -88,7 +88,9 @@ def main() -> int:
     rows = []
     t0 = time.perf_counter()
     for style in a.styles:
-        st = FinetuneSettings(steps=a.steps, seed=a.seed, preset=a.preset, space=a.space)
+        st = FinetuneSettings(
+            steps=a.steps, seed=a.seed, preset=a.preset, space=a.space, grayscale=a.preset == "C"
+        )
         m = toy_style_quality(
             g,
             d,

@@ -264,7 +264,11 @@ def run_demo(args: argparse.Namespace) -> int:
         return 2
     try:
         settings = FinetuneSettings(
-            steps=args.steps, seed=args.seed, preset=args.preset, space=args.space
+            steps=args.steps,
+            seed=args.seed,
+            preset=args.preset,
+            space=args.space,
+            grayscale=args.preset == "C",  # the paper's set C goes with the grayscale loss
         )
         settings.validate()
     except ValueError as e:
