@@ -38,7 +38,7 @@ def _worker(size: int, mode: str, steps: int, warmup: int, threads: int, ref_pat
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    if mode == "reference":
+    if mode.startswith("reference"):
         path = ROOT / "tests" / "fixtures" / "stylegan2" / "make_fixtures.py"
         spec = importlib.util.spec_from_file_location("make_fixtures", path)
         mf = importlib.util.module_from_spec(spec)
@@ -69,10 +69,14 @@ def _worker(size: int, mode: str, steps: int, warmup: int, threads: int, ref_pat
             return d.features(img, layers)
 
     layers = tuple(i for i in (1, 3, 4, 5) if i < len(d.convs))
-    d.requires_grad_(False)
+    # "reference-released": as JoJoGAN's released loop runs it, D's weights still require grad
+    # and the target's features are recomputed (without grad) every step.
+    released = mode == "reference-released"
+    d.requires_grad_(released)
     ws = torch.randn(1, g.n_latent, 512)
+    target_img = torch.rand(1, 3, size, size) * 2 - 1
     with torch.no_grad():
-        target = feats(torch.rand(1, 3, size, size) * 2 - 1, layers)
+        target = feats(target_img, layers)
     params = [p for n, p in g.named_parameters() if not n.startswith("style.")]
     for n, p in g.named_parameters():
         p.requires_grad_(not n.startswith("style."))
@@ -80,6 +84,9 @@ def _worker(size: int, mode: str, steps: int, warmup: int, threads: int, ref_pat
     wall, cpu = [], []
     for i in range(warmup + steps):
         t0, c0 = time.perf_counter(), time.process_time()
+        if released:
+            with torch.no_grad():
+                target = feats(target_img, layers)
         out = feats(synth(ws), layers)
         loss = sum(F.l1_loss(a, b) for a, b in zip(out, target, strict=True)) / len(out)
         opt.zero_grad(set_to_none=True)
@@ -105,6 +112,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads per run")
     ap.add_argument("--reference", type=str, default=None, help="rosinality checkout to time too")
     ap.add_argument("--jojogan", type=str, default=None, help="JoJoGAN checkout (CPU ops)")
+    ap.add_argument(
+        "--modes",
+        nargs="+",
+        default=None,
+        choices=["plain", "fast", "reference", "reference-released"],
+        help="default: plain fast (+ reference with --reference)",
+    )
     ap.add_argument("--worker", nargs=2, metavar=("SIZE", "MODE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     ref_paths = (args.reference, args.jojogan)
@@ -115,7 +129,9 @@ def main() -> None:
         print(json.dumps(res))
         return
 
-    modes = ["plain", "fast"] + (["reference"] if args.reference else [])
+    modes = args.modes or ["plain", "fast"] + (["reference"] if args.reference else [])
+    if any(m.startswith("reference") for m in modes) and not args.reference:
+        sys.exit("--modes reference* needs --reference PATH (a rosinality checkout)")
     rows = []
     for size in args.sizes:
         res = {}
@@ -143,7 +159,7 @@ def main() -> None:
 
     # Ratios use CPU-seconds: on a shared machine wall time also counts other jobs' load.
     head = "| size | path | CPU-s/step | wall s/step | peak RSS GB | plain/this (CPU-s) |"
-    if args.reference:
+    if "reference" in modes:
         head += " reference/this (CPU-s) |"
     print(f"\nJoJoGAN fine-tune step, batch 1, {args.threads} thread(s), median of {args.steps}:\n")
     print(head)
@@ -151,11 +167,9 @@ def main() -> None:
     for size, res in rows:
         for mode in modes:
             r = res[mode]
-            line = (
-                f"| {size} | {mode} | {r['cpu']:.2f} | {r['wall']:.2f} | {r['rss_gb']:.2f} "
-                f"| {res['plain']['cpu'] / r['cpu']:.2f} |"
-            )
-            if args.reference:
+            line = f"| {size} | {mode} | {r['cpu']:.2f} | {r['wall']:.2f} | {r['rss_gb']:.2f} |"
+            line += f" {res['plain']['cpu'] / r['cpu']:.2f} |" if "plain" in res else " - |"
+            if "reference" in modes:
                 line += f" {res['reference']['cpu'] / r['cpu']:.2f} |"
             print(line)
 
