@@ -42,11 +42,9 @@ _MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
 
 
 def _device(name: str):
-    import torch
+    from jojogan.devices import pick_device
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    return pick_device(name)
 
 
 def _rss_mb() -> float:

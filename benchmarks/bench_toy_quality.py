@@ -48,7 +48,8 @@ def main() -> int:
 
     import torch
 
-    from jojogan.__main__ import ToyModelMissing, load_toy_model, pick_device, toy_style_quality
+    from jojogan.__main__ import ToyModelMissing, load_toy_model, toy_style_quality
+    from jojogan.devices import pick_device
     from jojogan.finetune import FinetuneSettings
     from jojogan.toy.render import style_names
 

@@ -76,16 +76,6 @@ def load_toy_model(
     return g, d, enc, cfg
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 def invert_toy(
     images: Tensor, g: nn.Module, d: nn.Module, enc: nn.Module | None, steps: int = 150
 ) -> Tensor:
@@ -274,6 +264,8 @@ def run_demo(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"demo: {e}", file=sys.stderr)
         return 2
+    from jojogan.devices import pick_device
+
     device = pick_device(args.device)
     try:
         g, d, enc, _cfg = load_toy_model(args.toy_dir, device)

@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+from jojogan.devices import pick_device
+
 FOLDER_MODELS = "jojogan"
 FOLDER_DETECTION = "facedetection"
 MODEL_EXTENSIONS = {".pt", ".pth", ".safetensors", ".ckpt", ".bin"}
@@ -46,18 +48,6 @@ def in_comfyui() -> bool:
 # ---------------------------------------------------------------------------------------- devices
 
 
-def _fallback_device() -> torch.device:
-    env = os.environ.get("JOJOGAN_DEVICE")
-    if env:
-        return torch.device(env)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 def torch_device() -> torch.device:
     """The device to compute on: ComfyUI's choice inside ComfyUI (honours ``--cpu``)."""
     mm = _comfy("comfy.model_management")
@@ -66,7 +56,7 @@ def torch_device() -> torch.device:
             return torch.device(mm.get_torch_device())
         except Exception:
             pass
-    return _fallback_device()
+    return pick_device("auto")
 
 
 def offload_device() -> torch.device:

@@ -515,7 +515,9 @@ def train_regressor(
 
 
 def _default_device() -> torch.device:
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    from jojogan.devices import pick_device
+
+    return pick_device("auto")
 
 
 def save_regressor(
