@@ -23,8 +23,6 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .stylegan2 import _fast_layout
-
 __all__ = ["layer_intensities", "sample", "stylize"]
 
 Codes = Tensor | Sequence[Tensor]
@@ -107,7 +105,7 @@ def _blended(
     b = s0[0].shape[0]
     n0 = _noises(g0, b, noise_mode, seed, s0[0])
     n1 = n0 if noise_mode == "random" else _noises(g1, b, noise_mode, seed, s0[0])
-    x = _lerp(a[0], lambda: _fast_layout(g0.input(b)), lambda: _fast_layout(g1.input(b)))
+    x = _lerp(a[0], lambda: g0.input(b), lambda: g1.input(b))
     x = _lerp(
         a[0],
         lambda: g0.conv1(x, noise=n0[0], s=s0[0]),
