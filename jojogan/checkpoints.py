@@ -602,7 +602,8 @@ def _file_mode() -> int:
     return 0o666 & ~_UMASK
 
 
-def _fsync_dir(d: Path) -> None:
+def fsync_dir(d: Path) -> None:
+    """fsync a folder so a rename inside it is durable (a no-op where folders cannot be opened)."""
     try:
         fd = os.open(d, os.O_RDONLY)
     except OSError:  # e.g. Windows: folders cannot be opened
@@ -660,7 +661,7 @@ def atomic_writer(path: PathLike, *, inputs: Iterable[PathLike] = ()) -> Iterato
             os.fsync(f.fileno())
         os.chmod(tmp, _file_mode())
         os.replace(tmp, target)
-        _fsync_dir(folder)
+        fsync_dir(folder)
     except BaseException as e:
         with contextlib.suppress(OSError):
             tmp.unlink()

@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .checkpoints import fsync_dir
+
 __all__ = [
     "REGISTRY",
     "OfflineError",
@@ -320,19 +322,6 @@ def verify(path: str | os.PathLike, entry: WeightFile | str, *, structure: bool 
 # -------------------------------------------------------------------------------------- download
 
 
-def _fsync_dir(d: Path) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _fetch(url: str, part: Path, progress: Progress | None, timeout: float, chunk: int) -> None:
     """Append to ``part`` from ``url`` (Range resume when it exists)."""
     have = part.stat().st_size if part.exists() else 0
@@ -424,7 +413,7 @@ def download(
             part.unlink(missing_ok=True)  # a bad file is never resumed
             continue
         os.replace(part, target)
-        _fsync_dir(d)
+        fsync_dir(d)
         return target
     detail = " | ".join(errors)
     if offline:
