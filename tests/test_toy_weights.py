@@ -47,7 +47,9 @@ def test_shipped_weights_load_strictly_and_sample_diverse_faces():
         img = g.synthesis(w[:, None].expand(-1, g.n_latent, -1))
         assert img.shape == (16, 3, g.size, g.size)
         assert torch.isfinite(img).all()
-        assert img.min() >= -1.5 and img.max() <= 1.5  # tanh-free generator: near [-1,1]
+        # no tanh in StyleGAN2: a few pixels overshoot [-1,1] (callers clamp), most do not
+        assert img.abs().max() < 4.0
+        assert (img.abs() > 1.1).float().mean() < 0.05
         assert img.std() > 0.2  # not a flat image
         # diverse: mean pairwise L1 between different samples well above zero (no collapse)
         flat = img.flatten(1)
