@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from jojogan.toy import GENERATOR_FILE, ToyWeightsMissing, find_weights_dir
+
 __all__ = [
     "ToyModelMissing",
     "d_style",
@@ -35,32 +37,12 @@ __all__ = [
     "toy_style_quality",
 ]
 
-TOY_FILE = "toy_stylegan2.safetensors"
 DEFAULT_STYLES = ("cartoon", "sketch", "ink")
 
-
-class ToyModelMissing(FileNotFoundError):
-    """The toy model's weights are not where they were looked for."""
-
-
-def find_toy_dir(toy_dir: str | os.PathLike | None = None) -> Path:
-    """The folder holding the toy model: ``toy_dir``, else $JOJOGAN_TOY_DIR, else the shipped
-    jojogan/toy/weights/. Raises ToyModelMissing (saying how to get one) when it has no model."""
-    if toy_dir is None:
-        toy_dir = os.environ.get("JOJOGAN_TOY_DIR")
-    if toy_dir is None:
-        import jojogan.toy as toy
-
-        toy_dir = Path(toy.__file__).resolve().parent / "weights"
-    p = Path(toy_dir)
-    if not (p / TOY_FILE).is_file():
-        raise ToyModelMissing(
-            f"the toy model is not there: {p / TOY_FILE} does not exist. The demo needs the "
-            "trained toy-faces StyleGAN2 (shipped in jojogan/toy/weights/ once trained). Train "
-            f"one with `python -m jojogan.toy.train --out {p}` (see its docstring for the "
-            "recipe), or point --toy-dir / JOJOGAN_TOY_DIR at a folder that has it."
-        )
-    return p
+# The toy model is found by one function (jojogan.toy); these names are kept for the callers.
+TOY_FILE = GENERATOR_FILE
+ToyModelMissing = ToyWeightsMissing
+find_toy_dir = find_weights_dir
 
 
 def load_toy_model(

@@ -121,7 +121,7 @@ def test_demo_without_toy_weights_is_a_clear_error(tmp_path, capsys):
     out = tmp_path / "demo.png"
     rc = main(["demo", "--toy-dir", str(tmp_path / "nothing"), "--out", str(out)])
     err = capsys.readouterr().err
-    assert rc == 1 and "toy model is not there" in err and "jojogan.toy.train" in err
+    assert rc == 1 and "toy weights not found" in err and "jojogan.toy.train" in err
     assert not out.exists() and list(tmp_path.iterdir()) == []
     assert main(["demo", "--steps", "0", "--out", str(out)]) == 2
     assert "steps" in capsys.readouterr().err

@@ -15,7 +15,14 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
-__all__ = ["SHIPPED_DIR", "GENERATOR_FILE", "ENCODER_FILE", "ToyWeightsMissing", "load_base_model"]
+__all__ = [
+    "ENCODER_FILE",
+    "GENERATOR_FILE",
+    "SHIPPED_DIR",
+    "ToyWeightsMissing",
+    "find_weights_dir",
+    "load_base_model",
+]
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
 """Folder of the shipped weights: toy_stylegan2.safetensors, toy_encoder.safetensors, model card."""
@@ -26,6 +33,22 @@ ENCODER_FILE = "toy_encoder.safetensors"
 
 class ToyWeightsMissing(FileNotFoundError):
     """The toy model's weight files are not in the folder they were looked for in."""
+
+
+def find_weights_dir(weights_dir: str | os.PathLike | None = None) -> Path:
+    """The folder holding the toy model: ``weights_dir``, else $JOJOGAN_TOY_DIR, else
+    `SHIPPED_DIR`. Raises `ToyWeightsMissing` (saying how to get one) when it has no generator."""
+    if weights_dir is None:
+        weights_dir = os.environ.get("JOJOGAN_TOY_DIR") or SHIPPED_DIR
+    folder = Path(weights_dir)
+    if not (folder / GENERATOR_FILE).is_file():
+        raise ToyWeightsMissing(
+            f"toy weights not found in {folder} (missing: {GENERATOR_FILE}). Train them with "
+            f"`python -m jojogan.toy.train --out {folder}` (the recipe is in that module's "
+            "docstring), or point weights_dir= / --toy-dir / $JOJOGAN_TOY_DIR at a folder that "
+            "has them."
+        )
+    return folder
 
 
 def load_base_model(
@@ -45,15 +68,15 @@ def load_base_model(
     - latent_avg: [style_dim], the mean of mapping(z) (truncation centre).
     - card: the model card (model_card.json: recipe, steps, wall time, machine), or {} if absent.
 
-    weights_dir: default `SHIPPED_DIR`. Files are read with the project's safe loader
-    (jojogan.checkpoints, safetensors only, strict key match). Raises `ToyWeightsMissing` with
-    what to do when the files are absent.
+    weights_dir: default $JOJOGAN_TOY_DIR, else `SHIPPED_DIR` (`find_weights_dir`). Files are
+    read with the project's safe loader (jojogan.checkpoints, safetensors only, strict keys).
+    Raises `ToyWeightsMissing` with what to do when the files are absent.
     """
     import json
 
     import torch
 
-    folder = Path(weights_dir) if weights_dir is not None else SHIPPED_DIR
+    folder = find_weights_dir(weights_dir)
     missing = [n for n in (GENERATOR_FILE, ENCODER_FILE) if not (folder / n).is_file()]
     if missing:
         raise ToyWeightsMissing(
