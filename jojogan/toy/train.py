@@ -19,12 +19,12 @@ Phases (each optional, run in this order, resumable between checkpoints):
 
 One GPU slot (H100/H200, one command under 10 minutes; the shipped weights come from this):
 
-    python -m jojogan.toy.train --out /tmp/toy --cache-dir /tmp/toycache --device auto \
+    python -m jojogan.toy.train --out runs/toy --cache-dir runs/toycache --device auto \
         --batch 32 --ema-kimg 10 --steps 1000000 --gan-time 330 --enc-steps 1000000 \
         --enc-time 120 --data-size 50000 --workers 14 --log-every 500 --ckpt-every 2000
-    python -m jojogan.toy.score train --out /tmp/toy/param_regressor.safetensors \
+    python -m jojogan.toy.score train --out runs/toy/param_regressor.safetensors \
         --steps 6000 --batch 128 --n-images 60000 --workers 14
-    python -m jojogan.toy.train --out /tmp/toy --evaluate      # -> /tmp/toy/eval.json
+    python -m jojogan.toy.train --out runs/toy --evaluate      # -> runs/toy/eval.json
 
 (time caps, not step counts, end each phase; the model card records the steps reached).
 
