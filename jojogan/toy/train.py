@@ -17,7 +17,8 @@ Phases (each optional, run in this order, resumable between checkpoints):
    (latent L2 + reconstruction L1) plus reconstruction of real renders (pixel L1 + discriminator
    feature L1), with an L2 penalty on the offsets (e4e's delta regulariser).
 
-One GPU slot (H100/H200, one command under 10 minutes; the shipped weights come from this):
+One GPU slot (H100/H200, one command under 10 minutes; not yet run: the shipped weights come
+from the CPU run recorded in weights/MODEL_CARD.md):
 
     python -m jojogan.toy.train --out runs/toy --cache-dir runs/toycache --device auto \
         --batch 32 --ema-kimg 10 --steps 1000000 --gan-time 330 --enc-steps 1000000 \
