@@ -41,6 +41,8 @@ COMFYUI = os.environ.get("COMFYUI_PATH")
 if not COMFYUI:
     pytest.skip("COMFYUI_PATH is not set (no ComfyUI to test against)", allow_module_level=True)
 
+from toy_standin import toy_model_dir  # noqa: E402  (tests/toy_standin.py)
+
 STANDIN_GEN = 64  # px of the stand-in FFHQ generator
 
 
@@ -203,35 +205,6 @@ def _write_standins(models: Path, inputs: Path) -> None:
             out.mux(packet)
 
 
-def _toy_dir(tmp: Path) -> tuple[Path, str]:
-    from jojogan.__main__ import TOY_FILE
-
-    shipped = ROOT / "jojogan" / "toy" / "weights"
-    if (shipped / TOY_FILE).is_file():
-        return shipped, "shipped toy model"
-    import torch
-
-    from jojogan.toy.train import ToyConfig, train
-
-    out = tmp / "toy16"
-    cfg = ToyConfig(
-        size=16,
-        style_dim=32,
-        n_mlp=2,
-        channels=(16, 16, 8),
-        enc_width=8,
-        batch=4,
-        warm_steps=0,
-        steps=2,
-        enc_steps=2,
-        data_size=8,
-        seed=0,
-    )
-    torch.manual_seed(0)
-    train(cfg, out, device="cpu", log=None)
-    return out, "TINY STAND-IN toy model (the shipped toy weights are absent)"
-
-
 @pytest.fixture(scope="module")
 def comfy(tmp_path_factory):
     base = tmp_path_factory.mktemp("comfy_base")
@@ -242,7 +215,7 @@ def comfy(tmp_path_factory):
     models.mkdir(parents=True)
     inputs.mkdir(parents=True)
     _write_standins(models, inputs)
-    toy_dir, toy_label = _toy_dir(base)
+    toy_dir, toy_label = toy_model_dir(base)
     env = dict(os.environ)
     env.update(
         JOJOGAN_TOY_DIR=str(toy_dir),

@@ -18,6 +18,7 @@ WF_DIR = ROOT / "example_workflows"
 sys.path.insert(0, str(WF_DIR))
 
 import generate  # noqa: E402  (example_workflows/generate.py)
+from toy_standin import toy_model_dir  # noqa: E402  (tests/toy_standin.py)
 
 from jojogan import weights  # noqa: E402
 
@@ -206,34 +207,6 @@ def test_ui_workflow_matches_its_api_twin(path, pack):
 # ------------------------------------------------------------------- running through the nodes
 
 
-def toy_model_dir(tmp_path_factory) -> tuple[Path, str]:
-    """The shipped toy model when present, else a tiny one trained for a few steps here."""
-    from jojogan.__main__ import TOY_FILE
-
-    shipped = ROOT / "jojogan" / "toy" / "weights"
-    if (shipped / TOY_FILE).is_file():
-        return shipped, "shipped toy model"
-    from jojogan.toy.train import ToyConfig, train
-
-    out = tmp_path_factory.mktemp("toy16")
-    cfg = ToyConfig(
-        size=16,
-        style_dim=32,
-        n_mlp=2,
-        channels=(16, 16, 8),
-        enc_width=8,
-        batch=4,
-        warm_steps=0,
-        steps=2,
-        enc_steps=2,
-        data_size=8,
-        seed=0,
-    )
-    torch.manual_seed(0)
-    train(cfg, out, device="cpu", log=None)
-    return out, "TINY STAND-IN toy model (16 px, 2 steps): the shipped toy weights are absent"
-
-
 def run_api(wf: dict, mappings: dict, images: dict | None = None) -> dict:
     """Execute an API graph as ComfyUI does: topological order, widgets + linked outputs as
     keyword arguments, FUNCTION on a fresh instance. SaveImage records its images."""
@@ -271,7 +244,7 @@ def run_api(wf: dict, mappings: dict, images: dict | None = None) -> dict:
 
 
 def test_toy_workflow_runs_end_to_end_through_the_nodes(pack, tmp_path_factory, monkeypatch):
-    folder, label = toy_model_dir(tmp_path_factory)
+    folder, label = toy_model_dir(tmp_path_factory.mktemp("toy"))
     print(f"toy workflow on: {label}")
     monkeypatch.setenv("JOJOGAN_TOY_DIR", str(folder))
     monkeypatch.setenv("JOJOGAN_CACHE", str(tmp_path_factory.mktemp("cache")))
