@@ -27,18 +27,7 @@ from jojogan.stylegan2 import Discriminator, Generator
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 KEYS_1024 = ROOT / "tests" / "fixtures" / "stylegan2" / "keys_1024.json"
 
-SIZE, STYLE_DIM = 32, 16
-TINY = {"style_dim": STYLE_DIM, "n_mlp": 2, "channel_max": 16}
-
-
-def tiny_g(seed: int = 0, size: int = SIZE) -> Generator:
-    torch.manual_seed(seed)
-    return Generator(size, **TINY)
-
-
-def tiny_d(seed: int = 1, size: int = SIZE) -> Discriminator:
-    torch.manual_seed(seed)
-    return Discriminator(size, channel_max=16)
+from tiny_models import SIZE, STYLE_DIM, TINY, tiny_d, tiny_g  # noqa: E402,F401
 
 
 def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:

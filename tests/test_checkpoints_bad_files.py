@@ -12,23 +12,11 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from tiny_models import SIZE, STYLE_DIM, TINY, tiny_d, tiny_g  # noqa: E402,F401
 
 from jojogan import checkpoints as ck
 from jojogan.checkpoints import CheckpointError
-from jojogan.stylegan2 import Discriminator, Generator
-
-SIZE, STYLE_DIM = 32, 16
-TINY = {"style_dim": STYLE_DIM, "n_mlp": 2, "channel_max": 16}
-
-
-def tiny_g(seed: int = 0, size: int = SIZE) -> Generator:
-    torch.manual_seed(seed)
-    return Generator(size, **TINY)
-
-
-def tiny_d(seed: int = 1, size: int = SIZE) -> Discriminator:
-    torch.manual_seed(seed)
-    return Discriminator(size, channel_max=16)
+from jojogan.stylegan2 import Generator
 
 
 @pytest.fixture(scope="module")

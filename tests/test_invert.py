@@ -16,13 +16,7 @@ from jojogan.stylegan2 import Discriminator, Generator
 CH = {4: 32, 8: 32, 16: 32, 32: 32}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # tiny convolutions: one thread is ~10x faster than two on a shared 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

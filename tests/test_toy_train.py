@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from toy_standin import TINY_TOY
 
 from jojogan.toy.render import FIELDS, render_torch, sample_params
 from jojogan.toy.score import (
@@ -30,21 +31,7 @@ from jojogan.toy.train import (
 
 
 def _tiny(**kw) -> ToyConfig:
-    base = dict(
-        size=16,
-        style_dim=32,
-        n_mlp=2,
-        channels=(16, 16, 8),
-        enc_width=8,
-        batch=4,
-        warm_steps=2,
-        steps=3,
-        enc_steps=2,
-        data_size=16,
-        seed=0,
-    )
-    base.update(kw)
-    return ToyConfig(**base)
+    return ToyConfig(**{**TINY_TOY, "warm_steps": 2, "steps": 3, "data_size": 16, **kw})
 
 
 # -- training recipe ----------------------------------------------------------------------------
