@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import torch
 
-__all__ = ["pick_device"]
+__all__ = ["PRECISIONS", "pick_device", "precision"]
+
+# float32: exact float32 (TF32 off on CUDA); tf32: CUDA convolutions and matmuls in TF32
+# (float32 elsewhere); bf16: torch.autocast to bfloat16 (CUDA, or a CPU with AVX512-BF16/AMX).
+PRECISIONS = ("float32", "tf32", "bf16")
 
 
 def pick_device(name: str | torch.device | None = "auto") -> torch.device:
@@ -30,3 +36,26 @@ def pick_device(name: str | torch.device | None = "auto") -> torch.device:
         raise ValueError(
             f"device: {name!r} is not a device name (auto, cpu, cuda, mps, ...)"
         ) from e
+
+
+@contextlib.contextmanager
+def precision(device: torch.device | str, mode: str = "float32") -> Iterator[None]:
+    """Run the block's convolutions and matmuls on `device` in `mode` (one of PRECISIONS).
+
+    "float32" turns TF32 off for the block (exact float32 on every device); "tf32" turns it on
+    for CUDA (10-bit mantissa products, float32 sums; no effect elsewhere); "bf16" autocasts
+    convolutions and matmuls to bfloat16 (8-bit mantissa) while losses and reductions that
+    autocast keeps in float32 stay there. The previous TF32 flags are restored on exit. Errors
+    of the reduced modes against float32 are measured in tests/test_speed.py."""
+    if mode not in PRECISIONS:
+        raise ValueError(f"precision: mode must be one of {PRECISIONS}, got {mode!r}")
+    dev = torch.device(device)
+    flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    tf32 = mode == "tf32" and dev.type == "cuda"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    try:
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=mode == "bf16"):
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags

@@ -21,7 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .ops import Blur, FusedLeakyReLU, Upsample, fast_ops_enabled, fused_leaky_relu
+from .ops import (
+    Blur,
+    FusedLeakyReLU,
+    Upsample,
+    channels_last_enabled,
+    fast_ops_enabled,
+    fused_leaky_relu,
+)
 
 __all__ = [
     "ConstantInput",
@@ -196,20 +203,25 @@ class ModulatedConv2d(nn.Module):
             demod = torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + 1e-8)
             weight = weight * demod.view(b, self.out_channel, 1, 1, 1)
 
+        # One image: an NHWC x and weight keep the convolution (and its output) channels-last.
+        nhwc = b == 1 and channels_last_enabled()
+        fmt = torch.channels_last if nhwc else torch.contiguous_format
         if self.upsample:
             weight = weight.transpose(1, 2).reshape(b * cin, self.out_channel, k, k)
-            out = F.conv_transpose2d(x.reshape(1, b * cin, h, wd), weight, stride=2, groups=b)
-            out = self.blur(out.view(b, self.out_channel, out.shape[2], out.shape[3]))
+            xin = x if nhwc else x.reshape(1, b * cin, h, wd)
+            out = F.conv_transpose2d(xin, weight.contiguous(memory_format=fmt), stride=2, groups=b)
+            out = self.blur(out if nhwc else out.view(b, self.out_channel, *out.shape[2:]))
             return out
-        weight = weight.view(b * self.out_channel, cin, k, k)
+        weight = weight.view(b * self.out_channel, cin, k, k).contiguous(memory_format=fmt)
         if self.downsample:
             x = self.blur(x)
-            out = F.conv2d(
-                x.reshape(1, b * cin, x.shape[2], x.shape[3]), weight, stride=2, groups=b
-            )
+            h, wd = x.shape[2], x.shape[3]
+            stride, padding = 2, 0
         else:
-            out = F.conv2d(x.reshape(1, b * cin, h, wd), weight, padding=self.padding, groups=b)
-        return out.view(b, self.out_channel, out.shape[2], out.shape[3])
+            stride, padding = 1, self.padding
+        xin = x if nhwc else x.reshape(1, b * cin, h, wd)
+        out = F.conv2d(xin, weight, stride=stride, padding=padding, groups=b)
+        return out if nhwc else out.view(b, self.out_channel, out.shape[2], out.shape[3])
 
 
 class NoiseInjection(nn.Module):
@@ -233,7 +245,10 @@ class ConstantInput(nn.Module):
         self.input = nn.Parameter(torch.randn(1, channel, size, size))
 
     def forward(self, batch: int) -> Tensor:
-        return self.input.repeat(batch, 1, 1, 1)
+        out = self.input.repeat(batch, 1, 1, 1)
+        if batch == 1 and channels_last_enabled():  # the layout then follows through every conv
+            out = out.contiguous(memory_format=torch.channels_last)
+        return out
 
 
 class StyledConv(nn.Module):
@@ -629,7 +644,7 @@ class Discriminator(nn.Module):
                 f"{self.size} px, got {tuple(layers)}"
             )
         taps: dict[int, Tensor] = {}
-        out = img
+        out = img.contiguous(memory_format=torch.channels_last) if channels_last_enabled() else img
         for i in range(max(idx) + 1):
             out = self.convs[i](out)
             if i in idx:

@@ -23,6 +23,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from . import ops
+from .devices import PRECISIONS
+from .devices import precision as _precision
+
 __all__ = ["layer_intensities", "sample", "stylize"]
 
 Codes = Tensor | Sequence[Tensor]
@@ -149,12 +153,37 @@ def stylize(
     batch_size: int = 8,
     noise_mode: str = "const",
     seed: int = 0,
+    precision: str = "float32",
+    channels_last: bool | None = None,
 ) -> Tensor:
     """Stylized images [B,3,H,W] (about [-1,1]) for inverted codes (W+ [B,n_latent,D] or S codes,
     a list of [B,C_l]); ``intensity``/``layers`` as in :func:`layer_intensities` (needs ``base``
-    unless the intensity is 1 on every layer). Runs in batches of ``batch_size``."""
+    unless the intensity is 1 on every layer). Runs in batches of ``batch_size``.
+
+    precision: "float32" (exact), "tf32" or "bf16" (`jojogan.devices.precision`); the images
+    come back in float32 either way. channels_last: NHWC activations for one-image batches
+    (None: on for CPU)."""
     if batch_size < 1:
         raise ValueError(f"stylize: batch_size must be >= 1, got {batch_size}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"stylize: precision must be one of {PRECISIONS}, got {precision!r}")
+    dev = tuned.input.input.device
+    nhwc = dev.type == "cpu" if channels_last is None else bool(channels_last)
+    with ops.channels_last(nhwc), _precision(dev, precision):
+        out = _stylize(tuned, codes, base, intensity, layers, batch_size, noise_mode, seed)
+    return out.float().contiguous()
+
+
+def _stylize(
+    tuned: nn.Module,
+    codes: Codes,
+    base: nn.Module | None,
+    intensity: float | Sequence[float],
+    layers: tuple[int, int] | Sequence[int] | None,
+    batch_size: int,
+    noise_mode: str,
+    seed: int,
+) -> Tensor:
     n_layers = int(tuned.n_styles)
     a = layer_intensities(n_layers, intensity, layers)
     if isinstance(codes, Tensor):
