@@ -580,9 +580,19 @@ def main() -> None:
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--reference", default=None, help="rosinality stylegan2-pytorch checkout")
     ap.add_argument("--jojogan", default=None, help="JoJoGAN checkout (its op/ folder)")
-    ap.add_argument("--reference-native", action="store_true", help="JoJoGAN's CUDA ops")
+    ap.add_argument(
+        "--reference-native",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="JoJoGAN's CUDA ops (built with nvcc + ninja)",
+    )
     ap.add_argument("--native-timeout", type=float, default=300.0, help="s for their build")
-    ap.add_argument("--compile", action="store_true", help="add torch.compile rows")
+    ap.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="add torch.compile rows",
+    )
     ap.add_argument("--sizes", type=int, nargs="+", default=[1024])
     ap.add_argument("--refs", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
@@ -600,7 +610,11 @@ def main() -> None:
         "--peak-tflops", type=float, nargs=3, default=None, metavar=("FP32", "TF32", "BF16")
     )
     ap.add_argument("--peak-gbs", type=float, default=None)
-    ap.add_argument("--quick", action="store_true", help="CPU smoke run: tiny models, 2 steps")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="CPU smoke run: --device cpu --sizes 32 --channel-max 16 --steps 2 --warmup 1",
+    )
     ap.add_argument("--table", default=None, help="also write the header + table here")
     ap.add_argument("--json", default=None, help="also write every row's raw result here")
     a = ap.parse_args()
@@ -608,9 +622,9 @@ def main() -> None:
         cfg = json.loads(a.worker)
         print(json.dumps(WORKERS[cfg["kind"]](cfg)))
         return
-    if a.quick:
-        a.device, a.sizes, a.steps, a.warmup = "cpu", [32], 2, 1
-        a.channel_max, a.batch = 16, 2
+    if a.quick:  # smoke-run defaults; arguments given explicitly still win
+        ap.set_defaults(device="cpu", sizes=[32], steps=2, warmup=1, channel_max=16, batch=2)
+        a = ap.parse_args()
     if a.reference_native and not a.reference:
         sys.exit("--reference-native needs --reference PATH (and --jojogan PATH)")
 

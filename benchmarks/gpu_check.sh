@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The one prepared GPU check for issue 8 (speed): benchmarks/bench_gpu.py on the lent CUDA
+# machine, reference included; writes the table to $OUT/gpu_table.md, the full log to
+# $OUT/gpu_log.txt, raw results to $OUT/gpu_results.json and the machine's state to
+# $OUT/gpu_env.txt. The table is also the last thing printed (the run tool's output_tail).
+#
+# 1. On the session's own machine, in the repository root, once (no device time):
+#
+#      bash benchmarks/gpu_check.sh prepare ROSINALITY_GIT_DIR JOJOGAN_GIT_DIR
+#
+#    (the mirrors' bare git directories or any checkouts of rosinality/stylegan2-pytorch and
+#    mchong6/JoJoGAN). It exports only their model.py and op/ into scratch/bench_ref/, which
+#    .gitignore ignores (/scratch/): never committed, only carried to the device machine.
+#
+# 2. The device call (the `run` tool), about 8 minutes of its 15:
+#
+#      command:   bash benchmarks/gpu_check.sh
+#      carry:     ["scratch/bench_ref"]
+#      timeout_s: 540
+#
+#    Extra arguments go to bench_gpu.py (later ones win, e.g. --no-compile). BUDGET_S (default 420) bounds the benchmark's rows; rows past it print "skipped". The
+#    device machine has torch, nvcc and ninja (KINDS.md) and no internet; nothing is installed.
+#    JoJoGAN's CUDA ops build in the background (--reference-native) and the pure-PyTorch ops
+#    stand in if they fail; torch.compile rows come last (--compile).
+#
+# 3. Afterwards: rm -rf scratch/bench_ref
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+REF=scratch/bench_ref
+
+if [ "${1:-}" = prepare ]; then
+    if [ $# -ne 3 ]; then
+        echo "usage: bash benchmarks/gpu_check.sh prepare ROSINALITY_GIT_DIR JOJOGAN_GIT_DIR" >&2
+        exit 2
+    fi
+    rm -rf "$REF"
+    export_files() {  # git dir, destination: model.py and op/ at HEAD, no __pycache__
+        local src=$1 dst=$2 f
+        git -C "$src" ls-tree -r --name-only HEAD -- model.py op | grep -v __pycache__ |
+            while read -r f; do
+                mkdir -p "$dst/$(dirname "$f")"
+                git -C "$src" show "HEAD:$f" >"$dst/$f" || exit 1
+            done
+        [ -f "$dst/model.py" ] && [ -d "$dst/op" ] || { echo "no model.py/op in $src" >&2; exit 1; }
+    }
+    export_files "$2" "$REF/rosinality" || exit 1
+    export_files "$3" "$REF/jojogan" || exit 1
+    git check-ignore -q "$REF" || echo "WARNING: $REF is not ignored by git; do not commit it" >&2
+    du -sh "$REF"
+    echo "ready: run 'bash benchmarks/gpu_check.sh' with carry [\"$REF\"], then rm -rf $REF"
+    exit 0
+fi
+
+OUT="${OUT:-$PWD/scratch/gpu_out}"
+mkdir -p "$OUT"
+PY="${PYTHON:-python3}"
+export PYTHONUNBUFFERED=1
+export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}"  # H100/H200: build sm_90 only
+{
+    date -u
+    nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.max.sm,temperature.gpu,power.draw,power.limit --format=csv
+    "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"
+    command -v nvcc ninja
+    nproc
+} 2>&1 | tee "$OUT/gpu_env.txt"
+
+args=(--device cuda --compile --budget-s "${BUDGET_S:-420}"
+      --table "$OUT/gpu_table.md" --json "$OUT/gpu_results.json")
+if [ -f "$REF/rosinality/model.py" ] && [ -d "$REF/jojogan/op" ]; then
+    args+=(--reference "$REF/rosinality" --jojogan "$REF/jojogan" --reference-native)
+else
+    echo "NOTE: no reference at $REF (run the prepare step and carry it): no reference rows"
+fi
+"$PY" benchmarks/bench_gpu.py "${args[@]}" "$@" 2>&1 | tee "$OUT/gpu_log.txt"
+exit "${PIPESTATUS[0]}"
