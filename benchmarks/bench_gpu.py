@@ -16,8 +16,10 @@ in its row instead of ending the run):
 * ours: `jojogan.finetune.finetune` (the real pipeline function; frozen discriminator, features
   of the references once, one reference per chunk) for every precision ("float32", "tf32",
   "bf16") x channels_last (off, on) at 1 reference, then at 4 references with each precision's
-  faster layout; with --compile, the fastest configuration again with `torch.compile` of
-  `Generator.synthesis_from_styles` and `Discriminator.features` (compile time reported apart).
+  faster layout; on CUDA the fastest configuration again with cudnn.benchmark on (the library
+  leaves it off; the reference's notebook turns it on); with --compile, the fastest
+  configuration with `torch.compile` of `Generator.synthesis_from_styles` and
+  `Discriminator.features` (class-level, so finetune's copy is compiled; compile time apart).
 * stylize: one aligned face (random, at the generator's size) encoded with an e4e encoder of
   random weights (`jojogan.encoders.E4EEncoder`, via `jojogan.invert.invert`) and generated at
   full size with `jojogan.stylize.stylize`: latency per face; throughput at batch 8 (generate).
@@ -278,7 +280,7 @@ def _load_reference(cfg: dict):
             op.FusedLeakyReLU = act.FusedLeakyReLU
             return mf, mf._load_file("reference_model", ros / "model.py"), "native CUDA ops"
         except Exception as e:  # any build failure falls back, with a note
-            note = f"pure-PyTorch ops (native build failed: {type(e).__name__})"
+            note = f"pure-PyTorch ops (native build failed: {type(e).__name__}: {str(e)[:60]})"
             for k in [k for k in sys.modules if k == "op" or k.startswith("op.")]:
                 del sys.modules[k]
     return mf, mf.load_reference(ros, jojo), note
@@ -650,10 +652,13 @@ def main() -> None:
     native = None
     if a.reference and a.reference_native:
         if cuda:
+            # files, not pipes: nvcc's warnings would fill a pipe nobody reads until later
+            native_out = tempfile.TemporaryFile("w+")
+            native_err = tempfile.TemporaryFile("w+")
             native = subprocess.Popen(
                 _cmd("native_prep", {**common, "reference": a.reference, "jojogan": a.jojogan}),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                stdout=native_out,
+                stderr=native_err,
                 text=True,
                 env=_child_env(),
                 start_new_session=True,
@@ -683,7 +688,10 @@ def main() -> None:
             1.0, min(budget.left() - 60, a.native_timeout - (time.perf_counter() - native_t0))
         )
         try:
-            out, err = native.communicate(timeout=left)
+            native.wait(timeout=left)
+            native_out.seek(0)
+            native_err.seek(0)
+            out, err = native_out.read(), native_err.read()
             if native.returncode == 0:
                 native_ok = True
                 info = json.loads(out.strip().splitlines()[-1])
@@ -700,7 +708,7 @@ def main() -> None:
                 )
         except subprocess.TimeoutExpired:
             os.killpg(native.pid, signal.SIGKILL)
-            native.communicate()
+            native.wait()
             native_ok = False
             notes.append(
                 f"reference: native CUDA ops not built within {left:.0f} s; "
@@ -742,34 +750,38 @@ def main() -> None:
             for p in a.precisions:
                 cfg = {**base, "precision": p, "channels_last": best_cl[p], "batch": a.batch}
                 go("stylize", size, 1, _label(p, best_cl[p]), "stylize", cfg)
-        # 5. torch.compile of the fastest eager configuration
-        if a.compile:
-            eager = [
-                w
-                for w in rows
-                if w["section"] == "ours"
-                and w["size"] == size
-                and w["refs"] == 1
-                and "step_s" in w["r"]
-            ]
-            if eager:
-                fast = min(eager, key=lambda w: w["r"]["step_s"])["cfg"]
-                for n in a.refs:
-                    cfg = {**fast, "refs": n, "compile": True, "census": False}
-                    r = go(
-                        "ours",
-                        size,
-                        n,
-                        _label(cfg["precision"], cfg["channels_last"], True),
-                        "ours",
-                        cfg,
-                    )
-                    if "error" in r:
-                        notes.append(f"torch.compile row failed: {r['error']}")
-                        break
+        eager = [
+            w
+            for w in rows
+            if w["section"] == "ours"
+            and w["size"] == size
+            and w["refs"] == 1
+            and "step_s" in w["r"]
+        ]
+        fast = min(eager, key=lambda w: w["r"]["step_s"])["cfg"] if eager else None
+        # 5. the fastest eager configuration with cuDNN's autotuner (the reference sets it)
+        if fast and cuda and not a.cudnn_benchmark:
+            cfg = {**fast, "cudnn_benchmark": True}
+            label = _label(cfg["precision"], cfg["channels_last"], "cudnn.benchmark")
+            go("ours", size, 1, label, "ours", cfg)
+        # 6. torch.compile of the fastest eager configuration
+        if a.compile and fast:
+            for n in a.refs:
+                cfg = {**fast, "refs": n, "compile": True, "census": False}
+                r = go(
+                    "ours",
+                    size,
+                    n,
+                    _label(cfg["precision"], cfg["channels_last"], "torch.compile"),
+                    "ours",
+                    cfg,
+                )
+                if "error" in r:
+                    notes.append(f"torch.compile row failed: {r['error']}")
+                    break
     if native is not None and native_ok is None:
         os.killpg(native.pid, signal.SIGKILL)
-        native.communicate()
+        native.wait()
 
     text = _render(a, env, rows, notes, peaks, peak_gbs, cuda)
     print(text)
@@ -779,8 +791,8 @@ def main() -> None:
         Path(a.json).write_text(json.dumps({"env": env, "rows": rows, "notes": notes}, indent=1))
 
 
-def _label(p: str, cl: bool, compiled: bool = False) -> str:
-    return f"{p}, {'channels_last' if cl else 'NCHW'}" + (", torch.compile" if compiled else "")
+def _label(p: str, cl: bool, *extra: str) -> str:
+    return ", ".join([p, "channels_last" if cl else "NCHW", *extra])
 
 
 def _render(a, env, rows, notes, peaks, peak_gbs, cuda) -> str:
