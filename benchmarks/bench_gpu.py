@@ -560,9 +560,9 @@ def _floors(r: dict, peak_tflops: float | None, peak_gbs: float | None) -> tuple
     f = _si(r["flops"], "FLOP")
     b = _si(r["bytes"], "B")
     if peak_tflops:
-        f += f", {100 * r['flops'] / (peak_tflops * 1e12) / r['step_s']:.1f}%"
+        f += f", {100 * r['flops'] / (peak_tflops * 1e12) / r['step_s']:.3g}%"
     if peak_gbs:
-        b += f", {100 * r['bytes'] / (peak_gbs * 1e9) / r['step_s']:.1f}%"
+        b += f", {100 * r['bytes'] / (peak_gbs * 1e9) / r['step_s']:.3g}%"
     return f, b
 
 
@@ -601,6 +601,8 @@ def main() -> None:
     ap.add_argument("--channels-last", nargs="+", default=["off", "on"], choices=["off", "on"])
     ap.add_argument("--steps", type=int, default=10, help="timed steps per configuration")
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--ref-steps", type=int, default=5, help="timed steps, reference rows")
+    ap.add_argument("--ref-warmup", type=int, default=2, help="warm-up steps, reference rows")
     ap.add_argument("--batch", type=int, default=8, help="stylize throughput batch")
     ap.add_argument("--channel-max", type=int, default=512, help="< 512: narrow test models")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -615,7 +617,7 @@ def main() -> None:
     ap.add_argument(
         "--quick",
         action="store_true",
-        help="CPU smoke run: --device cpu --sizes 32 --channel-max 16 --steps 2 --warmup 1",
+        help="CPU smoke run: cpu, 32 px, channel_max 16, 2 timed steps after 1 warm-up",
     )
     ap.add_argument("--table", default=None, help="also write the header + table here")
     ap.add_argument("--json", default=None, help="also write every row's raw result here")
@@ -625,7 +627,8 @@ def main() -> None:
         print(json.dumps(WORKERS[cfg["kind"]](cfg)))
         return
     if a.quick:  # smoke-run defaults; arguments given explicitly still win
-        ap.set_defaults(device="cpu", sizes=[32], steps=2, warmup=1, channel_max=16, batch=2)
+        ap.set_defaults(device="cpu", sizes=[32], steps=2, warmup=1, ref_steps=2, ref_warmup=1)
+        ap.set_defaults(channel_max=16, batch=2)
         a = ap.parse_args()
     if a.reference_native and not a.reference:
         sys.exit("--reference-native needs --reference PATH (and --jojogan PATH)")
@@ -734,6 +737,8 @@ def main() -> None:
             for n in a.refs:
                 cfg = {
                     **base,
+                    "steps": a.ref_steps,
+                    "warmup": a.ref_warmup,
                     "refs": n,
                     "reference": a.reference,
                     "jojogan": a.jojogan,
@@ -812,7 +817,8 @@ def _render(a, env, rows, notes, peaks, peak_gbs, cuda) -> str:
     out.append(line + "  ")
     out.append(f"command: `python {' '.join(_shown_argv())}`  ")
     out.append(
-        f"step time: median of {a.steps} steps after {a.warmup} warm-up; 300 steps = 300 x "
+        f"step time: median of {a.steps} steps after {a.warmup} warm-up (reference: "
+        f"{a.ref_steps} after {a.ref_warmup}); 300 steps = 300 x "
         "median (extrapolated, set-up excluded); floors: "
         + (
             f"peaks fp32 {peaks[0]:g} / tf32 {peaks[1]:g} / bf16 {peaks[2]:g} TFLOP/s, "

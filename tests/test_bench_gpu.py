@@ -41,7 +41,9 @@ def _table_rows(text: str) -> list[list[str]]:
 
 def test_quick_run_prints_our_rows_with_numbers(tmp_path):
     text, raw = _bench(
-        "--precisions", "float32", "--channels-last", "on", "--no-stylize", tmp_path=tmp_path
+        *("--precisions", "float32", "--channels-last", "on", "--no-stylize"),
+        *("--peak-tflops", "1", "2", "4", "--peak-gbs", "100"),
+        tmp_path=tmp_path,
     )
     assert "### JoJoGAN speed:" in text and "torch " in text and "command: `python" in text
     rows = _table_rows(text)
@@ -53,12 +55,15 @@ def test_quick_run_prints_our_rows_with_numbers(tmp_path):
         assert "failed" not in " ".join(r) and "skipped" not in " ".join(r)
         assert r[3].endswith(")") and " s / step (" in r[3]
         assert "(300 x median)" in r[4]
-        assert "FLOP" in r[7] and r[8].endswith("B")
+        assert "FLOP, " in r[7] and r[7].endswith("%") and "B, " in r[8] and r[8].endswith("%")
     assert "memory 4 refs / 1 ref:" in rows[1][9] and "flat <= 1.1: yes" in rows[1][9]
     results = [w["r"] for w in raw["rows"]]
     assert all(x["step_s"] > 0 and x["flops"] > 0 and x["bytes"] > 0 for x in results)
     # the 4-reference step does 4x the generator/discriminator work of the 1-reference step
     assert results[1]["flops"] == pytest.approx(4 * results[0]["flops"], rel=0.05)
+    # % of the FLOP floor = FLOPs / (peak fp32 1 TFLOP/s) / step time, as printed
+    pct = float(rows[0][7].split(", ")[1].rstrip("%"))
+    assert pct == pytest.approx(100 * results[0]["flops"] / 1e12 / results[0]["step_s"], rel=0.05)
 
 
 def test_a_failing_configuration_is_reported_in_its_row(tmp_path):
