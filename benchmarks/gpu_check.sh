@@ -18,10 +18,13 @@
 #      carry:     ["scratch/bench_ref"]
 #      timeout_s: 540
 #
-#    Extra arguments go to bench_gpu.py (later ones win, e.g. --no-compile). BUDGET_S (default 420) bounds the benchmark's rows; rows past it print "skipped". The
-#    device machine has torch, nvcc and ninja (KINDS.md) and no internet; nothing is installed.
-#    JoJoGAN's CUDA ops build in the background (--reference-native) and the pure-PyTorch ops
-#    stand in if they fail; torch.compile rows come last (--compile).
+#    BUDGET_S (default 420) bounds the benchmark's rows: none starts after it, a running one is
+#    stopped at it, and the rest print "skipped", so the command ends after about 7.5 minutes.
+#    Extra arguments go to bench_gpu.py (later ones win). A shorter rerun, if device time is
+#    left:  BUDGET_S=150 bash benchmarks/gpu_check.sh --no-compile --precisions tf32 bf16
+#    The device machine has torch, nvcc and ninja (KINDS.md) and no internet; nothing is
+#    installed. JoJoGAN's CUDA ops build in the background (--reference-native) while our rows
+#    run, and the pure-PyTorch ops stand in if they fail; torch.compile rows come last.
 #
 # 3. Afterwards: rm -rf scratch/bench_ref
 set -uo pipefail
