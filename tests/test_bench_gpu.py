@@ -108,6 +108,18 @@ def test_census_counts_matmul_flops_and_bytes():
     assert nbytes == 4 * (32 * 48 + 48 * 16 + 32 * 16) + 4 * 2 * 32 * 16
 
 
+def test_census_counts_grouped_convolution_backward_once_per_group():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_gpu import _Census
+
+    x = torch.randn(1, 4 * 8, 16, 16, requires_grad=True)
+    w = torch.randn(4 * 8, 8, 3, 3, requires_grad=True)
+    with _Census() as c:
+        torch.nn.functional.conv2d(x, w, groups=4, padding=1).sum().backward()
+    fwd = 2 * 16 * 16 * (4 * 8) * 8 * 9  # outputs x (out channels) x (in channels per group) x k
+    assert c.snapshot()[0] == 3 * fwd  # forward, grad input, grad weight
+
+
 @pytest.mark.slow
 def test_full_quick_run_has_every_row(tmp_path):
     text, _raw = _bench(tmp_path=tmp_path)
