@@ -294,7 +294,19 @@ def _load_reference(cfg: dict):
             note = f"pure-PyTorch ops (native build failed: {type(e).__name__}: {str(e)[:60]})"
             for k in [k for k in sys.modules if k == "op" or k.startswith("op.")]:
                 del sys.modules[k]
-    return mf, mf.load_reference(ros, jojo), note
+    ref = mf.load_reference(ros, jojo)
+    # JoJoGAN's CPU fused_leaky_relu computes on CPU tensors only (elsewhere it calls a name it
+    # never defines): the same formula for every device, so the fallback runs on CUDA.
+    import torch.nn.functional as F
+
+    def fused_leaky_relu(input, bias=None, negative_slope=0.2, scale=2**0.5):
+        if bias is not None:
+            input = input + bias.view(1, bias.shape[0], *[1] * (input.ndim - 2))
+        return F.leaky_relu(input, negative_slope=0.2) * scale
+
+    sys.modules["op.fused_act_cpu"].fused_leaky_relu = fused_leaky_relu
+    ref.fused_leaky_relu = fused_leaky_relu
+    return mf, ref, note
 
 
 def _worker_native_prep(cfg: dict) -> dict:
