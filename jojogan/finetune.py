@@ -89,10 +89,17 @@ class FinetuneSettings:
     "none". seed: every random draw. max_bad_steps: NaN/inf steps in a row before giving up.
     preview_every: render a preview every N steps for the callback (0 = never).
     keep_partial: on cancel, attach the partial model to the exception.
+    train_layers: the S layers (indices in the order of `Generator.styles`: conv1, to_rgb1,
+    convs[0], convs[1], to_rgbs[0], ...; the constant input goes with 0) whose synthesis weights
+    are fine-tuned; None = all of them (the paper, the released code). Training only the finest
+    layers leaves the layout and colours that the coarse layers make to the input (the toy
+    recipe of `python -m jojogan demo`).
     precision: "float32" (default, exact), "tf32" (CUDA) or "bf16" (autocast of the generator and
     discriminator; the loss, the reference features and Adam stay float32): `jojogan.devices`.
     channels_last: NHWC activations (`jojogan.ops.set_channels_last`); None = on for CPU, where
-    it measured faster, off elsewhere.
+    it measured faster, off elsewhere. compile: run the generator + discriminator forward through
+    `torch.compile` (fused elementwise kernels; the first step pays the compile time, reported by
+    benchmarks/bench_gpu.py; float32 results equal eager ones to rounding).
     """
 
     steps: int = 300
@@ -103,6 +110,7 @@ class FinetuneSettings:
     layers: tuple[int, ...] | None = None
     blend: float = 1.0
     feature_layers: tuple[int, ...] | None = None
+    train_layers: tuple[int, ...] | None = None
     grayscale: bool = False
     id_weight: float = 0.0
     refs_per_chunk: int = 4
@@ -113,6 +121,7 @@ class FinetuneSettings:
     keep_partial: bool = False
     precision: str = "float32"
     channels_last: bool | None = None
+    compile: bool = False
 
     def validate(
         self, generator: nn.Module | None = None, discriminator: nn.Module | None = None
@@ -154,10 +163,15 @@ class FinetuneSettings:
             raise bad("precision", f"must be one of {PRECISIONS}")
         if self.channels_last not in (None, True, False):
             raise bad("channels_last", "must be True, False or None (auto)")
+        if self.compile not in (True, False):
+            raise bad("compile", "must be True or False")
         if self.feature_layers is not None and len(tuple(self.feature_layers)) == 0:
             raise bad("feature_layers", "must name at least one discriminator layer")
+        if self.train_layers is not None and len(tuple(self.train_layers)) == 0:
+            raise bad("train_layers", "must name at least one synthesis layer (None = all)")
         if generator is not None:
             self.mask(generator)  # raises for layers out of range
+            self.trainable_layers(generator)
         if discriminator is not None:
             self.taps(discriminator)
 
@@ -170,6 +184,20 @@ class FinetuneSettings:
             None if self.layers is None else tuple(self.layers),
             self.blend,
         )
+
+    def trainable_layers(self, generator: nn.Module) -> tuple[int, ...]:
+        """The S layers whose weights are fine-tuned (ValueError if one is out of range)."""
+        n = int(generator.n_styles)
+        if self.train_layers is None:
+            return tuple(range(n))
+        idx = {int(i) for i in self.train_layers}
+        bad = sorted(i for i in idx if i < 0 or i >= n)
+        if bad:
+            raise ValueError(
+                f"FinetuneSettings.train_layers: {bad} out of range for this {generator.size} px "
+                f"generator (S layers 0..{n - 1})"
+            )
+        return tuple(sorted(idx))
 
     def taps(self, discriminator: nn.Module) -> tuple[int, ...]:
         """The discriminator taps for ``discriminator`` (ValueError if out of range)."""
@@ -198,6 +226,15 @@ def default_feature_layers(discriminator: nn.Module) -> tuple[int, ...]:
     n = len(discriminator.convs)
     taps = tuple(i for i in DEFAULT_FEATURE_LAYERS if i < n)
     return taps or (n - 1,)
+
+
+def _layer_parameter_ids(g: nn.Module, layers: Sequence[int]) -> set[int]:
+    """ids of the synthesis parameters of S layers ``layers`` (the constant input with 0)."""
+    per_layer = g._style_layers()
+    ids = {id(p) for i in layers for p in per_layer[i][0].parameters()}
+    if 0 in layers:
+        ids |= {id(p) for p in g.input.parameters()}
+    return ids
 
 
 def _finite_number(x: Any) -> bool:
@@ -277,6 +314,20 @@ def _render(g: nn.Module, codes: Tensor | list[Tensor], noise: list | None, mode
     return g.synthesis_from_styles(codes, noise_mode=mode, noise=noise)
 
 
+def _forward(
+    g: nn.Module,
+    d: nn.Module,
+    codes: Tensor | list[Tensor],
+    noise: list | None,
+    mode: str,
+    grayscale: bool,
+    taps: tuple[int, ...],
+) -> tuple[Tensor, list[Tensor]]:
+    """One chunk's forward: G(codes) and the discriminator features compared in Eq. 2."""
+    img = _render(g, codes, noise, mode)
+    return img, d.features(_grayscale(img) if grayscale else img, taps)
+
+
 def _draw_noise(g: nn.Module, n: int, rng: torch.Generator, like: Tensor) -> list[Tensor]:
     out = []
     for i in range(g.num_layers):
@@ -354,9 +405,12 @@ def finetune(
         _check_resume(resume, settings, n_ref)
     g_new = copy.deepcopy(generator if resume is None else resume.generator)
     g_new.eval()
+    chosen = None
+    if settings.train_layers is not None:
+        chosen = _layer_parameter_ids(g_new, settings.trainable_layers(g_new))
     trainable = []
     for name, p in g_new.named_parameters():
-        keep = not name.startswith("style.")
+        keep = not name.startswith("style.") and (chosen is None or id(p) in chosen)
         p.requires_grad_(keep)
         if keep:
             trainable.append(p)
@@ -456,6 +510,7 @@ def _run(
         rng.set_state(result.resume_state["rng"])
         result.resume_state = None
     mode = st.noise_mode
+    forward = torch.compile(_forward, dynamic=False) if st.compile else _forward
     bad_in_a_row = 0
     for step in range(start, st.steps + 1):
         opt.zero_grad(set_to_none=True)
@@ -468,9 +523,7 @@ def _run(
             part = _slice(mixed, a, b)
             nz = None if noise is None else [n[a:b] for n in noise]
             with precision(references.device, st.precision):
-                img = _render(g_new, part, nz, mode)
-                x = _grayscale(img) if st.grayscale else img
-                feats = d.features(x, taps)
+                img, feats = forward(g_new, d, part, nz, mode, st.grayscale, taps)
             loss = sum(F.l1_loss(f.float(), r) for f, r in zip(feats, rf, strict=True)) / len(taps)
             if st.id_weight > 0:
                 with torch.no_grad():
@@ -481,7 +534,7 @@ def _run(
                 break
             ((b - a) / n_ref * loss).backward()
             total += float(loss.detach()) * (b - a) / n_ref
-            del img, x, feats, loss  # free this chunk's tensors before the next
+            del img, feats, loss  # free this chunk's tensors before the next
         if ok:
             ok = all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in trainable)
         if not ok:

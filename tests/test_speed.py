@@ -151,3 +151,24 @@ def test_stylize_precisions_return_float32_close_to_exact():
     assert 0 < float((bf16 - exact).abs().max()) < 0.1
     with pytest.raises(ValueError, match="stylize: precision"):
         stylize(g, ws, precision="int8")
+
+
+def test_settings_reject_non_bool_compile():
+    with pytest.raises(ValueError, match="FinetuneSettings.compile"):
+        FinetuneSettings(compile="yes").validate()
+
+
+@pytest.mark.slow
+def test_compiled_finetune_matches_eager(one_thread):
+    """torch.compile (inductor, C++ on CPU: ~10-30 s to compile here) fuses elementwise ops;
+    the float32 result equals eager to rounding."""
+    g, d = _models()
+    torch.manual_seed(3)
+    ref = torch.rand(1, 3, SIZE, SIZE) * 2 - 1
+    codes = g.mean_latent(256)[:, None].expand(1, g.n_latent, -1).clone()
+    eager = finetune(g, d, ref, codes, FinetuneSettings(steps=3, seed=0))
+    comp = finetune(g, d, ref, codes, FinetuneSettings(steps=3, seed=0, compile=True))
+    assert max(abs(a - b) / b for a, b in zip(comp.losses, eager.losses, strict=True)) < 1e-4
+    a = stylize(eager.generator, codes, channels_last=False)
+    b = stylize(comp.generator, codes, channels_last=False)
+    assert float((a - b).abs().max()) < 1e-3
