@@ -222,11 +222,16 @@ def _optimize(
     progress: Progress | None,
     mean_cache: dict | None,
     mean_samples: int,
+    init: Tensor | None = None,
 ) -> Tensor:
     ref = next(generator.parameters())
     target = resize_square(images, generator.size).to(ref.device, ref.dtype)
-    start = mean_codes(generator, n=mean_samples, seed=seed, cache=mean_cache).w
-    w = start[:, None].expand(target.shape[0], generator.n_latent, -1).clone().requires_grad_(True)
+    if init is not None:
+        w = init.detach().to(ref.device, ref.dtype).clone().requires_grad_(True)
+    else:
+        start = mean_codes(generator, n=mean_samples, seed=seed, cache=mean_cache).w
+        w = start[:, None].expand(target.shape[0], generator.n_latent, -1).clone()
+        w.requires_grad_(True)
     modules = [m for m in (generator, discriminator) if m is not None]
     flags = [[p.requires_grad for p in m.parameters()] for m in modules]
     try:
@@ -282,13 +287,15 @@ def invert(
     progress: Progress | None = None,
     mean_cache: dict | None = None,
     mean_samples: int = MEAN_SAMPLES,
+    init: Tensor | None = None,
 ) -> Tensor | tuple[Tensor, list[Tensor]]:
     """Invert aligned faces into ``generator``'s latent space (JoJoGAN step 1).
 
     images: [B,3,H,W] in [-1,1], any size (cropped to square, resized with antialiasing to the
         encoder's 256 px or the generator's size); may be None for ``method="mean"`` (B = 1).
     method: "encoder" (needs ``encoder``; ``n_iters`` for ReStyle, default 5), "optimize"
-        (``steps`` Adam steps at ``lr`` from the mean W, pixel L1 + MSE + L1 of
+        (``steps`` Adam steps at ``lr`` from the mean W, or from ``init`` (W+ codes
+        [B,n_latent,style_dim], e.g. an encoder's, to refine them), pixel L1 + MSE + L1 of
         ``discriminator.features`` when given; ``progress(step, loss)`` after each step and may
         raise to cancel), "mean" (s-bar of Sec. 4 from ``mean_samples`` z drawn with ``seed``),
         "blend" (Sec. 5.1: invert with ``encoder``, or by optimisation when none is given, then
@@ -342,6 +349,17 @@ def invert(
                 )
     elif discriminator is not None:
         raise ValueError(f"invert: discriminator is used by method='optimize' only, not {method!r}")
+    if init is not None:
+        if method != "optimize":
+            raise ValueError(f"invert: init is used by method='optimize' only, not {method!r}")
+        want = (images.shape[0], generator.n_latent, generator.style_dim)
+        if not isinstance(init, Tensor) or tuple(init.shape) != want:
+            got = tuple(init.shape) if isinstance(init, Tensor) else type(init).__name__
+            raise ValueError(
+                f"invert: init must be W+ codes of shape {list(want)} (one per image), got {got}"
+            )
+        if not bool(torch.isfinite(init).all()):
+            raise ValueError("invert: init contains NaN or infinite values")
     if progress is not None and not callable(progress):
         raise ValueError("invert: progress must be a callable(step, loss)")
     n_s = len(generator._style_layers()) if hasattr(generator, "_style_layers") else None
@@ -382,6 +400,7 @@ def invert(
                 progress=progress,
                 mean_cache=mean_cache,
                 mean_samples=mean_samples,
+                init=init,
             )
         if method == "blend":
             mc = mean_codes(generator, n=mean_samples, seed=seed, cache=mean_cache)

@@ -81,6 +81,19 @@ def test_optimize_with_discriminator_features_also_converges(gen, sample):
     assert all(p.requires_grad for p in d.parameters())  # restored
 
 
+def test_optimize_from_init_starts_there_and_improves(gen, sample):
+    """init= refines given codes (e.g. an encoder's): 0 steps' worth of change keeps the start's
+    image, a few steps lower the error below the start's, and the mean code is not used."""
+    w_true, target = sample
+    init = w_true + 0.3 * torch.randn(w_true.shape, generator=torch.Generator().manual_seed(1))
+    before = _img_l1(gen, init, target)
+    w = invert(target, gen, "optimize", steps=30, lr=0.01, init=init, mean_samples=1)
+    assert w.shape == init.shape and not w.requires_grad and not init.requires_grad
+    assert _img_l1(gen, w, target) < 0.7 * before
+    tiny = invert(target, gen, "optimize", steps=1, lr=1e-6, init=init, mean_samples=1)
+    assert torch.allclose(tiny, init, atol=1e-4)  # started from init, not from the mean
+
+
 def test_optimize_is_deterministic_and_resizes_any_size(gen, sample):
     _, target = sample
     big = torch.nn.functional.interpolate(target, size=(40, 48), mode="bilinear")
@@ -205,6 +218,9 @@ def test_blend_without_encoder_optimises(gen, sample):
         ({"method": "optimize", "mask": [1.0] * 8}, "mask is used by method='blend'"),
         ({"method": "optimize", "n_iters": 3}, "n_iters"),
         ({"method": "optimize", "seed": -1}, "seed"),
+        ({"method": "optimize", "init": torch.zeros(1, 3, 64)}, "init must be W\\+ codes"),
+        ({"method": "optimize", "init": torch.full((1, 8, 64), float("nan"))}, "init contains"),
+        ({"method": "mean", "init": torch.zeros(1, 8, 64)}, "init is used by method='optimize'"),
     ],
 )
 def test_bad_arguments_fail_before_work(gen, sample, kwargs, match):
