@@ -93,6 +93,26 @@ def test_mapping_discriminator_and_base_untouched(models):
     assert not any(p.requires_grad for p in res.generator.parameters())
 
 
+def test_train_layers_fine_tunes_only_those_layers(models):
+    """train_layers=(finest S layers): every other synthesis weight keeps its bytes, the chosen
+    ones change; 0 brings the constant input along."""
+    g, d = models
+    refs, codes = _refs(g)
+    g0 = _bytes(g)
+    n = g.n_styles
+    fine = (n - 3, n - 2, n - 1)  # convs[-2], convs[-1], to_rgbs[-1]
+    new = finetune(g, d, refs, codes, FinetuneSettings(steps=3, train_layers=fine)).generator
+    new = new.state_dict()
+    changed = {k for k in g0 if not torch.equal(new[k], g0[k])}
+    nc = len(g.convs)
+    allowed = (f"convs.{nc - 2}.", f"convs.{nc - 1}.", f"to_rgbs.{len(g.to_rgbs) - 1}.")
+    assert changed and all(k.startswith(allowed) for k in changed)
+    assert any(k.startswith(f"to_rgbs.{len(g.to_rgbs) - 1}.") for k in changed)
+    res = finetune(g, d, refs, codes, FinetuneSettings(steps=2, train_layers=(0,)))
+    changed = {k for k, v in res.generator.state_dict().items() if not torch.equal(v, g0[k])}
+    assert "input.input" in changed and all(k.startswith(("input.", "conv1.")) for k in changed)
+
+
 def test_loss_goes_down_and_s_space_works(models):
     g, d = models
     refs, codes = _refs(g, n=1)
@@ -291,6 +311,8 @@ def test_default_taps_fit_small_discriminators(models):
         ({"refs_per_chunk": 0}, "refs_per_chunk"),
         ({"id_weight": -1.0}, "id_weight"),
         ({"noise_mode": "loud"}, "noise_mode"),
+        ({"train_layers": ()}, "train_layers"),
+        ({"train_layers": (0, 99)}, "train_layers: \\[99\\] out of range"),
     ],
 )
 def test_bad_settings_fail_before_any_work(models, kwargs, match):
