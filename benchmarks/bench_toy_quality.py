@@ -14,7 +14,14 @@ the reference); geometry (face shape, features) by the parameter regressor when 
 there (`jojogan.toy.score.load_regressor`), against p_u and against p_ref.
 
     python benchmarks/bench_toy_quality.py                         # cartoon, sketch, ink
-    python benchmarks/bench_toy_quality.py --styles neon watercolor --n 32 --steps 300
+    python benchmarks/bench_toy_quality.py --styles neon watercolor --n 32
+    python benchmarks/bench_toy_quality.py --recipe paper           # the released code's recipe
+
+Recipes (`jojogan.__main__.RECIPES`): "fine" (default) trains only the synthesis layers of the
+two finest resolutions, with the L1 of the discriminator's first features on luminance, 600
+steps, from encoder codes refined by 100 optimisation steps; "paper" is the released code's
+(every layer, taps 1,3,4,5, colour loss, 300 steps, encoder codes as they are). Flags such as
+--steps, --taps, --train-layers, --grayscale, --refine-steps override single fields.
 
 Needs the trained toy model (jojogan/toy/weights, --toy-dir or $JOJOGAN_TOY_DIR); without it,
 it stops with a clear message (no stand-in model: the numbers would mean nothing).
@@ -32,25 +39,30 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
+    from jojogan.__main__ import add_recipe_arguments
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--styles", nargs="+", default=["cartoon", "sketch", "ink"])
     ap.add_argument("--n", type=int, default=16, help="unseen faces per style (>= 16)")
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--preset", default="full")
-    ap.add_argument("--space", default="w+")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--toy-dir", default=None)
     ap.add_argument("--regressor", default=None, help="param regressor .safetensors")
     ap.add_argument("--no-gaze", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="auto")
+    add_recipe_arguments(ap)
     a = ap.parse_args()
 
     import torch
 
-    from jojogan.__main__ import ToyModelMissing, load_toy_model, toy_style_quality
+    from jojogan.__main__ import (
+        ToyModelMissing,
+        _describe,
+        load_toy_model,
+        settings_from_args,
+        toy_style_quality,
+    )
     from jojogan.devices import pick_device
-    from jojogan.finetune import FinetuneSettings
     from jojogan.toy.render import style_names
 
     torch.set_num_threads(a.threads)
@@ -80,18 +92,22 @@ def main() -> int:
             break
     if reg is None:
         print("no parameter regressor found: geometry columns are n/a", file=sys.stderr)
+    try:
+        st, refine = settings_from_args(g, a)
+    except ValueError as e:
+        print(f"bench_toy_quality: {e}", file=sys.stderr)
+        return 2
+    recipe = f"recipe {a.recipe}: {_describe(st, refine)}"
     print(
         f"toy model: {g.size} px on {dev}; encoder: {'yes' if enc is not None else 'no'}; "
-        f"{a.n} unseen faces, {a.steps} steps, preset {a.preset} ({a.space})",
+        f"{a.n} unseen faces; {recipe}",
         file=sys.stderr,
     )
 
     rows = []
+    cache: dict = {}  # the unseen photos are the same for every style: invert them once
     t0 = time.perf_counter()
     for style in a.styles:
-        st = FinetuneSettings(
-            steps=a.steps, seed=a.seed, preset=a.preset, space=a.space, grayscale=a.preset == "C"
-        )
         m = toy_style_quality(
             g,
             d,
@@ -102,6 +118,8 @@ def main() -> int:
             seed=a.seed,
             regressor=reg,
             measure_gaze=not a.no_gaze,
+            refine_steps=refine,
+            code_cache=cache,
         )
         rows.append(m)
         print(f"  {style}: {m['finetune_seconds']:.1f} s fine-tune", file=sys.stderr)
@@ -127,7 +145,7 @@ def main() -> int:
         )
     print(
         f"\nd = (1 - structure similarity) + palette distance, lower is better; {a.n} unseen "
-        f"faces per style; total {time.perf_counter() - t0:.0f} s"
+        f"faces per style, seed {a.seed}; {recipe}; total {time.perf_counter() - t0:.0f} s"
     )
     return 0
 

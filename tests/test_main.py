@@ -1,0 +1,113 @@
+"""The toy fine-tune recipes of `python -m jojogan demo` and benchmarks/bench_toy_quality.py:
+the default ("fine"), the old one ("paper"), flag overrides and clear errors."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import torch
+
+from jojogan.__main__ import (
+    RECIPES,
+    add_recipe_arguments,
+    invert_toy,
+    settings_from_args,
+    toy_settings,
+)
+from tests.tiny_models import tiny_d, tiny_g
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seed", type=int, default=0)
+    add_recipe_arguments(ap)
+    return ap.parse_args(list(argv))
+
+
+def test_default_recipe_trains_the_two_finest_resolutions_only():
+    g = tiny_g()
+    st, refine = toy_settings(g)
+    n = g.n_styles
+    assert st.train_layers == tuple(range(n - 6, n))
+    assert st.feature_layers == (0,) and st.grayscale and st.steps == 600 and refine == 100
+    assert (st.preset, st.space, st.lr) == ("full", "w+", 2e-3)
+
+
+def test_paper_recipe_is_the_released_codes_defaults():
+    """--recipe paper reproduces the benchmark's old settings exactly."""
+    from jojogan.finetune import FinetuneSettings
+
+    st, refine = toy_settings(tiny_g(), "paper", seed=0)
+    assert st == FinetuneSettings(steps=300, seed=0) and refine == 0
+    st, refine = settings_from_args(tiny_g(), _args("--recipe", "paper", "--preset", "C"))
+    assert st == FinetuneSettings(steps=300, preset="C", grayscale=True) and refine == 0
+
+
+def test_flags_override_single_fields():
+    g = tiny_g()
+    st, refine = settings_from_args(
+        g,
+        _args(
+            "--steps", "50", "--taps", "0,1", "--train-layers", "all", "--grayscale", "off",
+            "--refine-steps", "0", "--lr", "1e-3", "--seed", "4",
+        ),
+    )  # fmt: skip
+    assert (st.steps, st.feature_layers, st.train_layers, st.grayscale) == (50, (0, 1), None, False)
+    assert (refine, st.lr, st.seed) == (0, 1e-3, 4)
+    st, _ = settings_from_args(g, _args("--train-layers", "3,5"))
+    assert st.train_layers == (3, 5)
+    assert RECIPES["fine"]["train"] == "fine"  # the table was not modified by the calls
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (("--steps", "0"), "steps"),
+        (("--taps", "a,b"), "--taps must be integers"),
+        (("--train-layers", "0,99"), "train_layers"),
+        (("--train-layers", ""), "--train-layers is empty"),
+        (("--refine-steps", "-1"), "refine_steps"),
+        (("--lr", "-1"), "lr"),
+    ],
+)
+def test_bad_flags_are_clear_errors(argv, match):
+    with pytest.raises(ValueError, match=match):
+        settings_from_args(tiny_g(), _args(*argv))
+
+
+def test_flags_are_checked_before_the_model_is_loaded():
+    with pytest.raises(ValueError, match="steps"):
+        settings_from_args(None, _args("--steps", "0"))
+    with pytest.raises(ValueError, match="--taps is empty"):
+        settings_from_args(None, _args("--taps", ","))
+    settings_from_args(None, _args("--train-layers", "1,2"))  # resolved against the model later
+    with pytest.raises(ValueError, match="unknown recipe"):
+        toy_settings(None, "nope")
+
+
+def test_invert_toy_refines_the_encoder_codes():
+    """refine_steps > 0 starts from the encoder's codes and lowers the reconstruction error."""
+    g, d = tiny_g(), tiny_d()
+
+    class Enc(torch.nn.Module):
+        input_size = 32
+
+        def forward(self, x):
+            w = g.mean_latent(256)
+            return w[:, None].expand(x.shape[0], g.n_latent, -1).clone()
+
+    with torch.no_grad():
+        z = torch.randn(2, g.style_dim, generator=torch.Generator().manual_seed(3))
+        target = g.synthesis(g.mapping(z)[:, None].expand(-1, g.n_latent, -1)).clamp(-1, 1)
+    enc = Enc()
+    w0 = invert_toy(target, g, d, enc)
+    w1 = invert_toy(target, g, d, enc, refine_steps=40)
+
+    def err(w):
+        with torch.no_grad():
+            return float((g.synthesis(w) - target).abs().mean())
+
+    assert torch.equal(w0, enc(target)) and err(w1) < 0.9 * err(w0)
