@@ -1,5 +1,10 @@
 """Seconds per JoJoGAN fine-tune step on this machine: plain vs fast op path (and the reference).
 
+Paths: "plain" (reference-semantics ops), "fast" (the fast ops), "fast-nhwc" (plus channels-last
+activations, the library's CPU default), "fast-nhwc-bf16" (plus bf16 autocast, reduced precision),
+"reference" (rosinality + JoJoGAN's CPU ops, D frozen, target features once), "reference-released"
+(as JoJoGAN's notebook runs it: D not frozen, target features recomputed every step).
+
 One step (Chong & Forsyth 2022, Sec. 3.3): G.synthesis(ws, noise "const") at batch 1, frozen
 discriminator features at convs (1, 3, 4, 5) (those that exist below 128 px), mean L1 against
 precomputed target features, backward, Adam(lr 2e-3, betas (0, 0.99)) on the synthesis weights.
@@ -8,6 +13,8 @@ runs in its own subprocess (so peak RSS is its own); the table prints medians af
 
     python benchmarks/bench_stylegan2.py --sizes 64 256 1024 --steps 3
     python benchmarks/bench_stylegan2.py --reference PATH/stylegan2-pytorch --jojogan PATH/JoJoGAN
+    python benchmarks/bench_stylegan2.py --sizes 1024 --steps 2 --reference ... --jojogan ... \
+        --modes fast fast-nhwc fast-nhwc-bf16 reference reference-released
 
 --reference/--jojogan: checkouts of rosinality's stylegan2-pytorch and JoJoGAN (for its CPU
 ops); with them the reference implementation is timed side by side (never vendored here).
@@ -33,7 +40,8 @@ def _worker(size: int, mode: str, steps: int, warmup: int, threads: int, ref_pat
     import torch.nn.functional as F
 
     sys.path.insert(0, str(ROOT))
-    from jojogan.ops import set_fast_ops
+    from jojogan.devices import precision
+    from jojogan.ops import channels_last, set_fast_ops
     from jojogan.stylegan2 import Discriminator, Generator
 
     torch.set_num_threads(threads)
@@ -59,7 +67,7 @@ def _worker(size: int, mode: str, steps: int, warmup: int, threads: int, ref_pat
                     break
             return taps
     else:
-        set_fast_ops(mode == "fast")
+        set_fast_ops(mode.startswith("fast"))
         g, d = Generator(size), Discriminator(size)
 
         def synth(ws):
@@ -81,16 +89,21 @@ def _worker(size: int, mode: str, steps: int, warmup: int, threads: int, ref_pat
     for n, p in g.named_parameters():
         p.requires_grad_(not n.startswith("style."))
     opt = torch.optim.Adam(params, lr=2e-3, betas=(0.0, 0.99))
+    nhwc = "nhwc" in mode  # jojogan.ops.channels_last: NHWC activations
+    mixed = "bf16" if mode.endswith("bf16") else "float32"  # jojogan.devices.precision
     wall, cpu = [], []
     for i in range(warmup + steps):
         t0, c0 = time.perf_counter(), time.process_time()
         if released:
             with torch.no_grad():
                 target = feats(target_img, layers)
-        out = feats(synth(ws), layers)
-        loss = sum(F.l1_loss(a, b) for a, b in zip(out, target, strict=True)) / len(out)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+        with channels_last(nhwc):
+            with precision("cpu", mixed):
+                out = feats(synth(ws), layers)
+            loss = sum(F.l1_loss(a.float(), b) for a, b in zip(out, target, strict=True))
+            loss = loss / len(out)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
         opt.step()
         if i >= warmup:
             wall.append(time.perf_counter() - t0)
@@ -116,7 +129,7 @@ def main() -> None:
         "--modes",
         nargs="+",
         default=None,
-        choices=["plain", "fast", "reference", "reference-released"],
+        choices=["plain", "fast", "fast-nhwc", "fast-nhwc-bf16", "reference", "reference-released"],
         help="default: plain fast (+ reference with --reference)",
     )
     ap.add_argument("--worker", nargs=2, metavar=("SIZE", "MODE"), help=argparse.SUPPRESS)
@@ -159,8 +172,9 @@ def main() -> None:
 
     # Ratios use CPU-seconds: on a shared machine wall time also counts other jobs' load.
     head = "| size | path | CPU-s/step | wall s/step | peak RSS GB | plain/this (CPU-s) |"
-    if "reference" in modes:
-        head += " reference/this (CPU-s) |"
+    refs = [m for m in ("reference", "reference-released") if m in modes]
+    for m in refs:
+        head += f" {m}/this (CPU-s) |"
     print(f"\nJoJoGAN fine-tune step, batch 1, {args.threads} thread(s), median of {args.steps}:\n")
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
@@ -169,8 +183,8 @@ def main() -> None:
             r = res[mode]
             line = f"| {size} | {mode} | {r['cpu']:.2f} | {r['wall']:.2f} | {r['rss_gb']:.2f} |"
             line += f" {res['plain']['cpu'] / r['cpu']:.2f} |" if "plain" in res else " - |"
-            if "reference" in modes:
-                line += f" {res['reference']['cpu'] / r['cpu']:.2f} |"
+            for m in refs:
+                line += f" {res[m]['cpu'] / r['cpu']:.2f} |"
             print(line)
 
 
