@@ -18,8 +18,8 @@ in its row instead of ending the run):
   "bf16") x channels_last (off, on) at 1 reference, then at 4 references with each precision's
   faster layout; on CUDA the fastest configuration again with cudnn.benchmark on (the library
   leaves it off; the reference's notebook turns it on); with --compile, the fastest
-  configuration with `torch.compile` of `Generator.synthesis_from_styles` and
-  `Discriminator.features` (class-level, so finetune's copy is compiled; compile time apart).
+  configuration with `FinetuneSettings(compile=True)` (`torch.compile` of the generator +
+  discriminator forward; compile time apart).
 * stylize: one aligned face (random, at the generator's size) encoded with an e4e encoder of
   random weights (`jojogan.encoders.E4EEncoder`, via `jojogan.invert.invert`) and generated at
   full size with `jojogan.stylize.stylize`: latency per face; throughput at batch 8 (generate).
@@ -193,17 +193,6 @@ class _Census:
         return self.flop_mode.get_total_flops(), self.bytes
 
 
-def _install_compile() -> None:
-    """torch.compile the generator's synthesis and the discriminator's features (class-level,
-    so that finetune()'s deep copy of the generator is compiled too)."""
-    import torch
-
-    from jojogan.stylegan2 import Discriminator, Generator
-
-    Generator.synthesis_from_styles = torch.compile(Generator.synthesis_from_styles)
-    Discriminator.features = torch.compile(Discriminator.features)
-
-
 # ----------------------------------------------------------------------------- workers
 
 
@@ -216,8 +205,6 @@ def _worker_ours(cfg: dict) -> dict:
     refs, codes = _inputs(g, cfg["refs"], dev)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = bool(cfg["cudnn_benchmark"])
-    if cfg["compile"]:
-        _install_compile()
     _mem_start(dev)
     stamps: list[float] = []
 
@@ -227,7 +214,11 @@ def _worker_ours(cfg: dict) -> dict:
 
     n = cfg["warmup"] + cfg["steps"]
     st = FinetuneSettings(
-        steps=n, precision=cfg["precision"], channels_last=cfg["channels_last"], refs_per_chunk=1
+        steps=n,
+        precision=cfg["precision"],
+        channels_last=cfg["channels_last"],
+        refs_per_chunk=1,
+        compile=bool(cfg["compile"]),  # torch.compile of the G + D forward (finetune's option)
     )
     _sync(dev)
     t0 = time.perf_counter()
@@ -874,7 +865,7 @@ def _render(a, env, rows, notes, peaks, peak_gbs, cuda) -> str:
         if w["section"] in ("ours", "reference") and w["refs"] == 1 and "peak_mb" in w["r"]
     }
     census_by_prec = {
-        (w["size"], w["cfg"]["precision"]): w["r"]
+        (w["size"], w["cfg"]["precision"], w["cfg"]["refs"]): w["r"]
         for w in rows
         if w["section"] == "ours" and "flops" in w["r"]
     }
@@ -941,7 +932,7 @@ def _render(a, env, rows, notes, peaks, peak_gbs, cuda) -> str:
                 )
             if not r.get("loss_finite", True):
                 tgts.append("non-finite loss")
-            census = r if "flops" in r else census_by_prec.get((size, prec), {})
+            census = r if "flops" in r else census_by_prec.get((size, prec, w["cfg"]["refs"]), {})
         else:
             prec = "tf32" if r.get("tf32_convs") else "float32"
             census = r
