@@ -24,6 +24,7 @@ from jojogan.toy.train import (
     ToyEncoder,
     load_toy,
     main,
+    mixed_params,
     params_from_z,
     train,
     z_from_params,
@@ -35,6 +36,29 @@ def _tiny(**kw) -> ToyConfig:
 
 
 # -- training recipe ----------------------------------------------------------------------------
+
+
+def test_mixing_aware_targets_take_geometry_from_a_and_colour_from_b():
+    from jojogan.toy.render import FIELD_GROUPS, FIELD_INDEX
+
+    vals = sample_params(3, 6).values
+    a, b = np.array([0, 1, 2]), np.array([5, 4, 3])
+    mix = mixed_params(vals, a, b)
+    colour = [FIELD_INDEX[f] for f in FIELD_GROUPS["colour"]]
+    rest = [i for i in range(len(FIELDS)) if i not in colour]
+    assert np.array_equal(mix[:, colour], vals[b][:, colour])
+    assert np.array_equal(mix[:, rest], vals[a][:, rest])
+    assert not np.array_equal(vals[a][:, colour], vals[b][:, colour])  # the test can fail
+
+
+def test_mixing_aware_warm_start_runs_and_records_its_settings(tmp_path):
+    torch.manual_seed(0)
+    cfg = _tiny(warm_mix=1.0, mix_cut=2, steps=0, enc_steps=0)
+    card = train(cfg, tmp_path, device="cpu", log=None)
+    assert card["steps_done"]["warm"] == 2 and np.isfinite(card["final_losses"]["warm_l1"])
+    assert load_toy(tmp_path)[4].warm_mix == 1.0 and load_toy(tmp_path)[4].mix_cut == 2
+    with pytest.raises(ValueError, match="mix_cut must be in 1..5"):
+        train(_tiny(warm_mix=0.5, mix_cut=6), tmp_path / "bad", device="cpu", log=None)
 
 
 def test_smoke_run_writes_loadable_weights_card_and_finite_losses(tmp_path):

@@ -28,6 +28,11 @@ from the CPU run recorded in weights/MODEL_CARD.md):
     python -m jojogan.toy.train --out runs/toy --evaluate      # -> runs/toy/eval.json
 
 (time caps, not step counts, end each phase; the model card records the steps reached).
+Not yet run anywhere: adding `--warm-steps 4000 --warm-mix 0.5 --warm-time 90` gives the
+generator a supervised warm start in which half the batches mix W+ layers (coarse < --mix-cut
+from face A, fine from face B) against a render of A's geometry in B's colours; the shipped CPU
+model decides colour in its coarse layers (no cut separates geometry from colour), which this
+targets.
 
 CPU (the shipped weights in jojogan/toy/weights/ came from this, on 2 shared cores; see their
 MODEL_CARD.md for the steps reached):
@@ -104,6 +109,8 @@ class ToyConfig:
     mixing: float = 0.9
     ema_kimg: float = 2.5  # EMA half-life in thousands of images
     warm_steps: int = 0
+    warm_mix: float = 0.0  # share of warm-start batches with mixing-aware targets
+    mix_cut: int = 4  # W+ layers < mix_cut are "coarse" (geometry), the rest "fine" (colour)
     steps: int = 4000
     enc_steps: int = 2000
     enc_lr: float = 1e-3
@@ -244,6 +251,30 @@ def params_from_z(z: torch.Tensor) -> FaceParams:
     return FaceParams.from_vector(v)
 
 
+def mixed_params(vals: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[N,P] parameters of the mixing-aware targets: face a[i]'s every field except the colour
+    group (FIELD_GROUPS["colour"]), which comes from face b[i]. Rendered, they are what
+    "coarse W+ layers from a, fine from b" should draw (issue 5: geometry follows the coarse
+    layers, colour the fine ones)."""
+    from .render import FIELD_GROUPS
+
+    out = vals[a].copy()
+    cols = [FIELD_INDEX[f] for f in FIELD_GROUPS["colour"]]
+    out[:, cols] = vals[b][:, cols]
+    return out
+
+
+def render_photos(vals: np.ndarray, size: int, workers: int = 0) -> np.ndarray:
+    """uint8 [N,size,size,3] `photo` renders of the [N,P] parameters (in parallel if asked)."""
+    chunks = [(vals[i : i + 256], size) for i in range(0, len(vals), 256)]
+    if workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(workers) as pool:
+            return np.concatenate(pool.map(_render_chunk, chunks), 0)
+    return np.concatenate([_render_chunk(c) for c in chunks], 0)
+
+
 # ----------------------------------------------------------------------------------------------
 # Data: photo renders, rendered once (in parallel) and cached
 # ----------------------------------------------------------------------------------------------
@@ -268,14 +299,7 @@ def make_dataset(
                 return imgs, vals
     t0 = time.time()
     vals = sample_params(np.random.default_rng(seed), n).values
-    chunks = [(vals[i : i + 256], size) for i in range(0, n, 256)]
-    if workers > 1:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(workers) as pool:
-            imgs = np.concatenate(pool.map(_render_chunk, chunks), 0)
-    else:
-        imgs = np.concatenate([_render_chunk(c) for c in chunks], 0)
+    imgs = render_photos(vals, size, workers)
     if log:
         log(
             f"rendered {n} photo faces at {size} px in {time.time() - t0:.0f} s ({workers} workers)"
@@ -495,6 +519,11 @@ def train(
         raise ValueError("train: learning rates must be > 0")
     if cfg.style_dim < N_PARAMS and cfg.warm_steps:
         raise ValueError(f"train: the warm start needs style_dim >= {N_PARAMS}")
+    if not 0.0 <= cfg.warm_mix <= 1.0:
+        raise ValueError(f"train: warm_mix must be in [0,1], got {cfg.warm_mix}")
+    n_latent = 2 * int(math.log2(cfg.size)) - 2
+    if cfg.warm_mix > 0 and not 0 < cfg.mix_cut < n_latent:
+        raise ValueError(f"train: mix_cut must be in 1..{n_latent - 1}, got {cfg.mix_cut}")
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     dev = (
@@ -600,14 +629,33 @@ def train(
         z_all = torch.from_numpy(
             z_from_params(vals_np, cfg.style_dim, np.random.default_rng(cfg.seed + 1))
         ).to(dev)
+        if cfg.warm_mix > 0:  # pairs (a, b) and renders of a's geometry in b's colours
+            rng = np.random.default_rng(cfg.seed + 2)
+            n_mix = max(cfg.batch, n_data // 2)
+            pa, pb = rng.integers(0, n_data, n_mix), rng.integers(0, n_data, n_mix)
+            t0 = time.time()
+            mix_imgs = torch.from_numpy(
+                render_photos(mixed_params(vals_np, pa, pb), cfg.size, workers)
+            ).to(dev)
+            pa, pb = torch.from_numpy(pa).to(dev), torch.from_numpy(pb).to(dev)
+            wall["data"] += time.time() - t0
+            say(f"rendered {n_mix} mixing-aware targets (cut {cfg.mix_cut})")
         g.train()
         t0 = time.time()
         t_phase = time.time()
         while done["warm"] < cfg.warm_steps and not out_of_time("warm", t_phase):
-            idx = torch.randint(0, n_data, (cfg.batch,), generator=gen)
-            ws = g.mapping(z_all[idx.to(dev)])[:, None].expand(-1, g.n_latent, -1)
+            if cfg.warm_mix > 0 and random.random() < cfg.warm_mix:
+                j = torch.randint(0, len(mix_imgs), (cfg.batch,), generator=gen).to(dev)
+                wa = g.mapping(z_all[pa[j]])[:, None].expand(-1, g.n_latent, -1)
+                wb = g.mapping(z_all[pb[j]])[:, None].expand(-1, g.n_latent, -1)
+                ws = torch.cat([wa[:, : cfg.mix_cut], wb[:, cfg.mix_cut :]], 1)
+                target = mix_imgs[j].permute(0, 3, 1, 2).float() / 127.5 - 1.0
+            else:
+                idx = torch.randint(0, n_data, (cfg.batch,), generator=gen)
+                ws = g.mapping(z_all[idx.to(dev)])[:, None].expand(-1, g.n_latent, -1)
+                target = real_batch(idx)
             fake = g.synthesis(ws, noise_mode="random")
-            loss = _multiscale_l1(fake, real_batch(idx))
+            loss = _multiscale_l1(fake, target)
             opt_w.zero_grad(set_to_none=True)
             loss.backward()
             opt_w.step()
@@ -781,7 +829,7 @@ def evaluate_model(
     regressor: str | os.PathLike | None = None,
     n: int = 1024,
     seed: int = 1234,
-    mix_cut: int = 4,
+    mix_cut: int | None = None,
     device: str | torch.device | None = None,
 ) -> dict:
     """Measure a trained toy model with the renderer's ground truth (issue 5's checks).
@@ -792,7 +840,8 @@ def evaluate_model(
     - encoder: held-out photo renders -> encoder -> generator: mean L1 in [-1,1], structure
       similarity, and parameter errors of the reconstruction next to the regressor's own error
       on the renders themselves (the bound).
-    - mixing: W+ layers < mix_cut from face A, the rest from B: geometry and colour parameter
+    - mixing: W+ layers < mix_cut (default: the model's ToyConfig.mix_cut) from face A, the rest
+      from B: geometry and colour parameter
       errors of the mix against A and against B (geometry should follow A, colour B).
     Uses `regressor` (default: OUT/param_regressor.safetensors, else the shipped one). Writes
     OUT/eval.json and returns the dict.
@@ -807,6 +856,7 @@ def evaluate_model(
     out = Path(out_dir)
     dev = torch.device(device) if device else torch.device("cpu")
     g, _, enc, latent_avg, cfg = load_toy(out, dev)
+    mix_cut = cfg.mix_cut if mix_cut is None else mix_cut
     reg_path = Path(regressor) if regressor else out / "param_regressor.safetensors"
     reg = load_regressor(reg_path if reg_path.is_file() else None, dev)
     gen = torch.Generator().manual_seed(seed)
@@ -932,6 +982,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--mixing", type=float, default=d.mixing)
     ap.add_argument("--ema-kimg", type=float, default=d.ema_kimg)
     ap.add_argument("--warm-steps", type=int, default=d.warm_steps)
+    ap.add_argument(
+        "--warm-mix",
+        type=float,
+        default=d.warm_mix,
+        help="share of warm-start batches whose target is A's geometry in B's colours",
+    )
+    ap.add_argument("--mix-cut", type=int, default=d.mix_cut, help="first 'fine' W+ layer")
     ap.add_argument("--steps", type=int, default=d.steps, help="adversarial steps")
     ap.add_argument("--enc-steps", type=int, default=d.enc_steps)
     ap.add_argument("--data-size", type=int, default=d.data_size)
@@ -973,6 +1030,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         mixing=a.mixing,
         ema_kimg=a.ema_kimg,
         warm_steps=a.warm_steps,
+        warm_mix=a.warm_mix,
+        mix_cut=a.mix_cut,
         steps=a.steps,
         enc_steps=a.enc_steps,
         data_size=a.data_size,
