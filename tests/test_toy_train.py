@@ -54,8 +54,13 @@ def test_mixing_aware_targets_take_geometry_from_a_and_colour_from_b():
 def test_mixing_aware_warm_start_runs_and_records_its_settings(tmp_path):
     torch.manual_seed(0)
     cfg = _tiny(warm_mix=1.0, mix_cut=2, steps=0, enc_steps=0)
-    card = train(cfg, tmp_path, device="cpu", log=None)
+    cache = tmp_path / "not" / "yet" / "there"  # created on demand
+    card = train(cfg, tmp_path, device="cpu", log=None, cache_dir=cache)
     assert card["steps_done"]["warm"] == 2 and np.isfinite(card["final_losses"]["warm_l1"])
+    assert sorted(p.name for p in cache.iterdir()) == [
+        "photos_16px_16_seed0.npy",
+        "photos_16px_16_seed0_params.npy",
+    ]
     assert load_toy(tmp_path)[4].warm_mix == 1.0 and load_toy(tmp_path)[4].mix_cut == 2
     with pytest.raises(ValueError, match="mix_cut must be in 1..5"):
         train(_tiny(warm_mix=0.5, mix_cut=6), tmp_path / "bad", device="cpu", log=None)

@@ -305,8 +305,9 @@ def make_dataset(
             f"rendered {n} photo faces at {size} px in {time.time() - t0:.0f} s ({workers} workers)"
         )
     if cache_dir is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
         for arr, path in ((imgs, fi), (vals, fp)):
-            tmp = path.with_name(path.name + ".tmp.npy")
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npy")  # runs may share a cache
             np.save(tmp, arr, allow_pickle=False)
             os.replace(tmp, path)
     return imgs, vals
