@@ -1,7 +1,8 @@
 """Command line: ``python -m jojogan demo`` -- the whole JoJoGAN pipeline on the toy-faces model.
 
-    python -m jojogan demo                       # cartoon reference, 300 steps, jojogan_demo.png
+    python -m jojogan demo                       # cartoon reference, toy recipe, jojogan_demo.png
     python -m jojogan demo --style sketch --steps 200 --out sketch.png
+    python -m jojogan demo --recipe paper        # the released code's recipe (the old default)
     python -m jojogan demo --toy-dir runs/toy    # a toy model trained with jojogan.toy.train
 
 The demo renders a toy reference face in a non-photo style, inverts it, fine-tunes the toy
@@ -10,6 +11,7 @@ generator on its paired set (Eq. 1-2), stylizes unseen photo-style toy faces at 
 intensities 1/3, 2/3, 1, the ground truth render in the style) plus the toy-domain quality score
 (`toy_style_quality`, also used by benchmarks/bench_toy_quality.py). No download: it needs the
 toy model's weights, shipped in jojogan/toy/weights/ (or trained by `python -m jojogan.toy.train`).
+The fine-tune recipe is `RECIPES["fine"]` unless flags say otherwise (`add_recipe_arguments`).
 """
 
 from __future__ import annotations
