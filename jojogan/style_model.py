@@ -134,6 +134,8 @@ def save_style_model(
                     },
                     "identity": {"weight": st.id_weight, "grayscale": True},
                 },
+                "trained_layers": list(st.trainable_layers(gen)),  # S layers fine-tuned
+                "precision": st.precision,
                 "n_references": result.n_references,
                 "refs_per_chunk": st.refs_per_chunk,
                 "noise_mode": st.noise_mode,

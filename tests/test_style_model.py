@@ -44,6 +44,7 @@ def test_round_trip_float32_is_exact_with_metadata(trained, tmp_path):
     assert info["mixing"]["preset"] == "preserve_color" and info["mixing"]["space"] == "w+"
     assert info["losses"]["discriminator_feature_l1"]["grayscale"] is True
     assert info["library_version"] and info["extra"] == {"name": "test"}
+    assert info["trained_layers"] == list(range(base.n_styles)) and info["precision"] == "float32"
     raw = read_safetensors_metadata(path)
     assert json.loads(raw["jojogan.style_model"])["format"] == "jojogan-style-model/1"
 
