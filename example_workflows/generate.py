@@ -255,6 +255,7 @@ def _finetune(id_, gen, disc, ds, pos, steps=300, grayscale=False, id_weight=0.0
             "refs_per_chunk": 4,
             "seed": 0,
             "precision": "float32",
+            "train_layers": "",
         },
         links,
         pos,

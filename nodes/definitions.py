@@ -780,6 +780,14 @@ class Finetune:
             "optional": {
                 "arcface": (S.ARCFACE,),
                 "precision": (list(PRECISIONS), {"default": "float32", "tooltip": _PRECISION}),
+                "train_layers": (
+                    "STRING",
+                    {
+                        "default": "",
+                        "tooltip": "S layers whose weights are trained, e.g. '8-13' (the finest "
+                        "two resolutions of the 64 px toy model); empty = all (the paper)",
+                    },
+                ),
             },
         }
 
@@ -799,6 +807,7 @@ class Finetune:
         seed,
         arcface=None,
         precision="float32",
+        train_layers="",
     ):
         gen = _need(self.DISPLAY, "generator", generator, S.GeneratorModel, S.GENERATOR)
         disc = _need(
@@ -821,6 +830,7 @@ class Finetune:
             layers=ds.layers,
             blend=float(ds.blend),
             feature_layers=_int_list(self.DISPLAY, "feature_layers", feature_layers),
+            train_layers=_int_list(self.DISPLAY, "train_layers", train_layers),
             grayscale=bool(grayscale),
             id_weight=float(id_weight),
             refs_per_chunk=int(refs_per_chunk),

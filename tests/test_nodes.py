@@ -171,6 +171,20 @@ def test_mean_and_blend_inversion_and_s_space_dataset(M, S, tiny):
     ds, _ = M["JoJoGAN_BuildMixedDataset"]().build(g, _img(1), lat2, "s", "C", "", 1.0, 2, 0)
     sm, _ = M["JoJoGAN_Finetune"]().finetune(g, d, ds, 1, 2e-3, True, 0.0, "1,2", "const", 4, 0)
     assert isinstance(sm, S.StyleModelSocket)
+    # the optional inputs: only the chosen S layers change; bad lists are clear errors
+    ft = M["JoJoGAN_Finetune"]()
+    sm2, _ = ft.finetune(
+        g, d, ds, 1, 2e-3, False, 0.0, "", "const", 4, 0, precision="bf16", train_layers="3-4"
+    )
+    before, after = g.generator.state_dict(), sm2.generator.state_dict()
+    changed = {k for k in after if not torch.equal(after[k], before[k])}
+    assert changed and all(k.startswith(("convs.1.", "to_rgbs.0.")) for k in changed), changed
+    with pytest.raises(ValueError, match=r"Finetune: .*train_layers: \[99\] out of range"):
+        ft.finetune(g, d, ds, 1, 2e-3, False, 0.0, "", "const", 4, 0, train_layers="99")
+    with pytest.raises(ValueError, match=r"Finetune: 'train_layers' must list layer indices"):
+        ft.finetune(g, d, ds, 1, 2e-3, False, 0.0, "", "const", 4, 0, train_layers="fine")
+    with pytest.raises(ValueError, match=r"Finetune: .*precision"):
+        ft.finetune(g, d, ds, 1, 2e-3, False, 0.0, "", "const", 4, 0, precision="fp8")
 
 
 def test_save_and_load_style_model_never_overwrites(M, S, tiny, tmp_path):
