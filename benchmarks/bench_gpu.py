@@ -341,14 +341,7 @@ def _worker_reference(cfg: dict) -> dict:
     taps = (1, 3, 4, 5)
 
     def feats(img):  # JoJoGAN's Discriminator.forward: activations after convs 1, 3, 4, 5
-        out, found = img, []
-        for i, block in enumerate(d.convs):
-            out = block(out)
-            if i in taps:
-                found.append(out)
-            if i == max(taps):
-                break
-        return found
+        return mf.features(d, img, taps)
 
     opt = torch.optim.Adam(g.parameters(), lr=2e-3, betas=(0.0, 0.99))
     id_swap = list(range(7, g.n_latent))

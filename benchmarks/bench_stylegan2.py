@@ -57,15 +57,8 @@ def _worker(size: int, mode: str, steps: int, warmup: int, threads: int, ref_pat
         def synth(ws):
             return g([ws], input_is_latent=True, randomize_noise=False)[0]
 
-        def feats(img, layers):
-            out, taps = img, []
-            for i, block in enumerate(d.convs):
-                out = block(out)
-                if i in layers:
-                    taps.append(out)
-                if i == max(layers):
-                    break
-            return taps
+        def feats(img, layers):  # JoJoGAN's Discriminator.forward taps
+            return mf.features(d, img, layers)
     else:
         set_fast_ops(mode.startswith("fast"))
         g, d = Generator(size), Discriminator(size)
