@@ -66,6 +66,34 @@ def test_mixing_aware_warm_start_runs_and_records_its_settings(tmp_path):
         train(_tiny(warm_mix=0.5, mix_cut=6), tmp_path / "bad", device="cpu", log=None)
 
 
+def test_mixing_critic_loss_pulls_geometry_to_a_and_colour_to_b(tmp_path):
+    from jojogan.toy.train import _mix_critic_loss, build_models
+
+    torch.manual_seed(0)
+    g, _, _ = build_models(_tiny())
+    critic = ParamRegressor(32, 8)
+    for p in critic.parameters():
+        p.requires_grad_(False)
+    za, zb = torch.randn(2, 4, g.style_dim)
+    loss = _mix_critic_loss(g, critic, za, zb, 2)
+    loss.backward()
+    assert loss > 0 and all(p.grad is None for p in critic.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in g.parameters())
+    # the same face on both sides: the mix is that face (up to the random noise maps)
+    g.zero_grad()
+    same = _mix_critic_loss(g, critic, za, za, 2)
+    assert same < loss
+    # settings are checked before any work and recorded in the weights
+    with pytest.raises(ValueError, match="needs mix_critic"):
+        train(_tiny(mix_weight=1.0), tmp_path / "bad", device="cpu", log=None)
+    path = tmp_path / "critic.safetensors"
+    save_regressor(critic, path, {"steps": 0})
+    cfg = _tiny(warm_steps=0, steps=2, enc_steps=0, mix_weight=0.5, mix_critic=str(path))
+    card = train(cfg, tmp_path / "run", device="cpu", log=None)
+    assert np.isfinite(card["final_losses"]["mix"])
+    assert load_toy(tmp_path / "run")[4].mix_weight == 0.5
+
+
 def test_smoke_run_writes_loadable_weights_card_and_finite_losses(tmp_path):
     torch.manual_seed(0)
     card = train(_tiny(), tmp_path, device="cpu", log=None)

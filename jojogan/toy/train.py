@@ -30,12 +30,18 @@ from the CPU run recorded in weights/MODEL_CARD.md):
 (time caps, not step counts, end each phase; the model card records the steps reached).
 Not yet run anywhere: adding `--warm-steps 4000 --warm-mix 0.5 --warm-time 90` gives the
 generator a supervised warm start in which half the batches mix W+ layers (coarse < --mix-cut
-from face A, fine from face B) against a render of A's geometry in B's colours; the shipped CPU
-model decides colour in its coarse layers (no cut separates geometry from colour), which this
-targets.
+from face A, fine from face B) against a render of A's geometry in B's colours.
 
-CPU (the shipped weights in jojogan/toy/weights/ came from this, on 2 shared cores; see their
-MODEL_CARD.md for the steps reached):
+Mixing critic (`--mix-weight W --mix-critic REGRESSOR`, used for the shipped weights): in the
+adversarial phase a frozen parameter regressor (`python -m jojogan.toy.score train`; use one
+trained independently of the regressor that will measure the model) reads G(coarse < --mix-cut
+from A, the rest from B); L1 of its geometry + pose to G(A)'s and of its colours to G(B)'s,
+times W, joins the generator loss. Without it the plain CPU run decided colour in its coarse
+layers (no W+ cut separated geometry from colour); with it (weight 8, 3,500 steps) the mix takes
+B's colours and A's pose (weights/MODEL_CARD.md).
+
+CPU (the shipped weights in jojogan/toy/weights/ started from this, on 2 shared cores, then
+continued with the mixing critic; their MODEL_CARD.md has every command and the steps reached):
 
     python -m jojogan.toy.train --out runs/toy --channels 64,64,64,64,32 --threads 1 \
         --workers 2 --data-size 12000 --steps 1000000 --enc-steps 1000000 --gan-time 4320 \
@@ -111,6 +117,10 @@ class ToyConfig:
     warm_steps: int = 0
     warm_mix: float = 0.0  # share of warm-start batches with mixing-aware targets
     mix_cut: int = 4  # W+ layers < mix_cut are "coarse" (geometry), the rest "fine" (colour)
+    # mixing critic (adversarial phase): a frozen parameter regressor reads G(mix) of coarse A +
+    # fine B; its geometry and pose should be G(A)'s, its colours G(B)'s (weight 0 = off)
+    mix_weight: float = 0.0
+    mix_critic: str = ""
     steps: int = 4000
     enc_steps: int = 2000
     enc_lr: float = 1e-3
@@ -422,6 +432,25 @@ def _mixed_ws(g: nn.Module, z1: torch.Tensor, z2: torch.Tensor | None) -> torch.
     return torch.cat([w1[:, :cut], w2[:, cut:]], 1)
 
 
+def _mix_critic_loss(
+    g: nn.Module, critic: nn.Module, z_a: torch.Tensor, z_b: torch.Tensor, cut: int
+) -> torch.Tensor:
+    """Mixing-aware loss: the critic's (a frozen ParamRegressor) reading of G(W+ layers < cut
+    from z_a, the rest from z_b) should have G(z_a)'s geometry and pose and G(z_b)'s colours.
+    Targets are detached; the gradient reaches the generator through the mixed image only."""
+    from .render import FIELD_GROUPS
+
+    geo = [FIELD_INDEX[f] for f in FIELD_GROUPS["geometry"] + FIELD_GROUPS["pose"]]
+    col = [FIELD_INDEX[f] for f in FIELD_GROUPS["colour"]]
+    wa = g.mapping(z_a)[:, None].expand(-1, g.n_latent, -1)
+    wb = g.mapping(z_b)[:, None].expand(-1, g.n_latent, -1)
+    with torch.no_grad():
+        pa = critic(g.synthesis(wa, noise_mode="random"))
+        pb = critic(g.synthesis(wb, noise_mode="random"))
+    pm = critic(g.synthesis(torch.cat([wa[:, :cut], wb[:, cut:]], 1), noise_mode="random"))
+    return (pm[:, geo] - pa[:, geo]).abs().mean() + (pm[:, col] - pb[:, col]).abs().mean()
+
+
 def _multiscale_l1(a: torch.Tensor, b: torch.Tensor, levels: int = 3) -> torch.Tensor:
     loss = (a - b).abs().mean()
     for _ in range(levels - 1):
@@ -523,7 +552,11 @@ def train(
     if not 0.0 <= cfg.warm_mix <= 1.0:
         raise ValueError(f"train: warm_mix must be in [0,1], got {cfg.warm_mix}")
     n_latent = 2 * int(math.log2(cfg.size)) - 2
-    if cfg.warm_mix > 0 and not 0 < cfg.mix_cut < n_latent:
+    if cfg.mix_weight < 0:
+        raise ValueError(f"train: mix_weight must be >= 0, got {cfg.mix_weight}")
+    if cfg.mix_weight > 0 and not cfg.mix_critic:
+        raise ValueError("train: mix_weight > 0 needs mix_critic (a parameter regressor file)")
+    if (cfg.warm_mix > 0 or cfg.mix_weight > 0) and not 0 < cfg.mix_cut < n_latent:
         raise ValueError(f"train: mix_cut must be in 1..{n_latent - 1}, got {cfg.mix_cut}")
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -678,6 +711,12 @@ def train(
         return z1, (z2 if random.random() < cfg.mixing else None)
 
     # -- phase 2: adversarial ---------------------------------------------------------------
+    critic = None
+    if cfg.mix_weight > 0 and done["gan"] < cfg.steps:
+        from .score import load_regressor
+
+        critic = load_regressor(cfg.mix_critic, dev)
+        _requires_grad(critic, False)
     if done["gan"] < cfg.steps:
         decay = 0.5 ** (cfg.batch / max(cfg.ema_kimg * 1000.0, 1e-8))
         g.train()
@@ -715,6 +754,12 @@ def train(
             _requires_grad(d, False)
             fake = g.synthesis(_mixed_ws(g, *latents()), noise_mode="random")
             g_loss = F.softplus(-d(fake)).mean()
+            if critic is not None:
+                half = max(cfg.batch // 2, 1)
+                zs = torch.randn(2, half, cfg.style_dim, generator=gen).to(dev)
+                mix = _mix_critic_loss(g, critic, zs[0], zs[1], cfg.mix_cut)
+                losses["mix"] = check(mix, "mixing-critic loss", step)
+                g_loss = g_loss + cfg.mix_weight * mix
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             opt_g.step()
@@ -725,7 +770,9 @@ def train(
                 rate = done["gan"] / max(time.time() - t0 + wall["gan"], 1e-6)
                 say(
                     f"gan {done['gan']}/{cfg.steps} d {losses['d']:.3f} g {losses['g']:.3f} "
-                    f"r1 {losses.get('r1', 0):.3f} ({rate:.1f} steps/s)"
+                    f"r1 {losses.get('r1', 0):.3f}"
+                    + (f" mix {losses['mix']:.3f}" if "mix" in losses else "")
+                    + f" ({rate:.1f} steps/s)"
                 )
             if done["gan"] % ckpt_every == 0:
                 wall["gan"] += time.time() - t0
@@ -990,6 +1037,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="share of warm-start batches whose target is A's geometry in B's colours",
     )
     ap.add_argument("--mix-cut", type=int, default=d.mix_cut, help="first 'fine' W+ layer")
+    ap.add_argument(
+        "--mix-weight",
+        type=float,
+        default=d.mix_weight,
+        help="weight of the mixing critic in the adversarial phase (0 = off)",
+    )
+    ap.add_argument(
+        "--mix-critic",
+        default=d.mix_critic,
+        help="parameter regressor (.safetensors) that reads geometry and colours for --mix-weight",
+    )
     ap.add_argument("--steps", type=int, default=d.steps, help="adversarial steps")
     ap.add_argument("--enc-steps", type=int, default=d.enc_steps)
     ap.add_argument("--data-size", type=int, default=d.data_size)
@@ -1033,6 +1091,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         warm_steps=a.warm_steps,
         warm_mix=a.warm_mix,
         mix_cut=a.mix_cut,
+        mix_weight=a.mix_weight,
+        mix_critic=a.mix_critic,
         steps=a.steps,
         enc_steps=a.enc_steps,
         data_size=a.data_size,
