@@ -16,6 +16,7 @@ there (`jojogan.toy.score.load_regressor`), against p_u and against p_ref.
     python benchmarks/bench_toy_quality.py                         # cartoon, sketch, ink
     python benchmarks/bench_toy_quality.py --styles neon watercolor --n 32
     python benchmarks/bench_toy_quality.py --recipe paper           # the released code's recipe
+    python benchmarks/bench_toy_quality.py --grid docs/toy_quality.png   # and show the outputs
 
 Recipes (`jojogan.__main__.RECIPES`): "fine" (default) trains only the synthesis layers of the
 two finest resolutions, with the L1 of the discriminator's first features on luminance, 600
@@ -50,6 +51,12 @@ def main() -> int:
     ap.add_argument("--no-gaze", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="auto")
+    ap.add_argument(
+        "--grid",
+        default=None,
+        help="also write a PNG: per style, the reference then 8 inputs, their truth in the style "
+        "and the stylized outputs",
+    )
     add_recipe_arguments(ap)
     a = ap.parse_args()
 
@@ -58,6 +65,8 @@ def main() -> int:
     from jojogan.__main__ import (
         ToyModelMissing,
         _describe,
+        _grid,
+        _save_png,
         load_toy_model,
         settings_from_args,
         toy_style_quality,
@@ -143,6 +152,15 @@ def main() -> int:
             f"{f(m, 'gaze_err_vs_input')} / {f(m, 'gaze_err_vs_reference')} "
             f"({f(m, 'gaze_err_floor')}) | {m['finetune_seconds']:.1f} |"
         )
+    if a.grid:
+        grid_rows = []
+        for m in rows:
+            im, ref = m["images"], m["images"]["reference"][0]
+            out = im["stylized"][max(im["stylized"])]
+            for r in (im["photos"], im["truth"], out):
+                grid_rows.append([ref, *list(r[:8])])
+        _save_png(_grid(grid_rows), Path(a.grid))
+        print(f"grid: {a.grid}", file=sys.stderr)
     print(
         f"\nd = (1 - structure similarity) + palette distance, lower is better; {a.n} unseen "
         f"faces per style, seed {a.seed}; {recipe}; total {time.perf_counter() - t0:.0f} s"
