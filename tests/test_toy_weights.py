@@ -88,3 +88,25 @@ def test_shipped_parameter_regressor_reads_renders_better_than_guessing():
     err = evaluate_regressor(load_regressor(), styles=["photo"], n=64, seed=2024)["photo"]
     assert err["geometry"] < 0.17 and err["pose"] < 0.1 and err["colour"] < 0.1
     assert err["hair_style_acc"] > 0.9
+
+
+@needs_weights
+def test_shipped_model_mixes_geometry_from_coarse_layers_and_colour_from_fine():
+    """Issue 5's mixing check on the shipped model: W+ layers < mix_cut from face A, the rest from
+    B. Read by the shipped parameter regressor (the training used another, independent one as
+    its mixing critic): the mix's geometry and pose are nearer A's, its colours nearer B's."""
+    from jojogan.toy.score import load_regressor, param_errors
+
+    g, _d, _enc, _avg, card = toy.load_base_model("cpu")
+    cut = int(card["config"].get("mix_cut", 4))
+    reg = load_regressor()
+    gen = torch.Generator().manual_seed(4321)
+    with torch.no_grad():
+        za, zb = torch.randn(2, 128, g.style_dim, generator=gen)
+        wa = g.mapping(za)[:, None].expand(-1, g.n_latent, -1)
+        wb = g.mapping(zb)[:, None].expand(-1, g.n_latent, -1)
+        mix = torch.cat([wa[:, :cut], wb[:, cut:]], 1)
+        qa, qb, qm = (reg.predict(g.synthesis(w, noise_mode="const")) for w in (wa, wb, mix))
+    ea, eb = param_errors(qm, qa), param_errors(qm, qb)
+    assert eb["colour"] < 0.6 * ea["colour"], f"colour follows A: {ea['colour']} vs {eb['colour']}"
+    assert ea["geometry"] < eb["geometry"] and ea["pose"] < eb["pose"], (ea, eb)
