@@ -86,6 +86,9 @@ def test_mixing_critic_loss_pulls_geometry_to_a_and_colour_to_b(tmp_path):
     # settings are checked before any work and recorded in the weights
     with pytest.raises(ValueError, match="needs mix_critic"):
         train(_tiny(mix_weight=1.0), tmp_path / "bad", device="cpu", log=None)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        train(_tiny(mix_weight=1.0, mix_critic=str(tmp_path / "nope")), tmp_path / "bad", log=None)
+    assert not (tmp_path / "bad").exists()  # nothing written
     path = tmp_path / "critic.safetensors"
     save_regressor(critic, path, {"steps": 0})
     cfg = _tiny(warm_steps=0, steps=2, enc_steps=0, mix_weight=0.5, mix_critic=str(path))

@@ -556,6 +556,11 @@ def train(
         raise ValueError(f"train: mix_weight must be >= 0, got {cfg.mix_weight}")
     if cfg.mix_weight > 0 and not cfg.mix_critic:
         raise ValueError("train: mix_weight > 0 needs mix_critic (a parameter regressor file)")
+    if cfg.mix_weight > 0 and not Path(cfg.mix_critic).is_file():
+        raise FileNotFoundError(
+            f"train: mix_critic {cfg.mix_critic}: no such file (train one with "
+            "`python -m jojogan.toy.score train --out FILE`)"
+        )
     if (cfg.warm_mix > 0 or cfg.mix_weight > 0) and not 0 < cfg.mix_cut < n_latent:
         raise ValueError(f"train: mix_cut must be in 1..{n_latent - 1}, got {cfg.mix_cut}")
     out_dir = Path(out)
