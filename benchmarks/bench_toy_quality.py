@@ -17,6 +17,9 @@ there (`jojogan.toy.score.load_regressor`), against p_u and against p_ref.
     python benchmarks/bench_toy_quality.py --styles neon watercolor --n 32
     python benchmarks/bench_toy_quality.py --recipe paper           # the released code's recipe
     python benchmarks/bench_toy_quality.py --grid docs/toy_quality.png   # and show the outputs
+    python benchmarks/bench_toy_quality.py --style-module my_styles.py --styles my_style
+        # styles this package has never seen: my_styles.py decorates functions with
+        # @jojogan.toy.render.register_style (see benchmarks/example_styles.py)
 
 Recipes (`jojogan.__main__.RECIPES`): "fine" (default) trains only the synthesis layers of the
 two finest resolutions, with the L1 of the discriminator's first features on luminance, 600
@@ -40,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
-    from jojogan.__main__ import add_recipe_arguments
+    from jojogan.__main__ import add_recipe_arguments, add_style_module_argument
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--styles", nargs="+", default=["cartoon", "sketch", "ink"])
@@ -58,6 +61,7 @@ def main() -> int:
         "and the stylized outputs",
     )
     add_recipe_arguments(ap)
+    add_style_module_argument(ap)
     a = ap.parse_args()
 
     import torch
@@ -67,6 +71,7 @@ def main() -> int:
         _describe,
         _grid,
         _save_png,
+        load_style_modules,
         load_toy_model,
         settings_from_args,
         toy_style_quality,
@@ -75,6 +80,8 @@ def main() -> int:
     from jojogan.toy.render import style_names
 
     torch.set_num_threads(a.threads)
+    if not load_style_modules(a.style_module, "bench_toy_quality"):
+        return 2
     bad = [s for s in a.styles if s not in style_names(exclude=("photo",))]
     if bad:
         print(

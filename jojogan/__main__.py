@@ -385,11 +385,39 @@ def settings_from_args(g: nn.Module | None, args: argparse.Namespace) -> tuple[A
     return toy_settings(g, args.recipe, **over)
 
 
+def load_style_modules(paths: Sequence[str] | None, prog: str) -> bool:
+    """Run each ``--style-module`` file (`jojogan.toy.render.load_style_module`): styles this
+    package has never seen, for an independent check. False (and the reason on stderr) when one
+    cannot be loaded."""
+    from jojogan.toy.render import load_style_module
+
+    for path in paths or ():
+        try:
+            names = load_style_module(path)
+        except ValueError as e:
+            print(f"{prog}: {e}", file=sys.stderr)
+            return False
+        print(f"{prog}: {path} registered {', '.join(names)}", file=sys.stderr)
+    return True
+
+
+def add_style_module_argument(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument(
+        "--style-module",
+        action="append",
+        metavar="FILE.py",
+        help="a Python file whose @jojogan.toy.render.register_style functions add styles "
+        "(repeatable)",
+    )
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from jojogan.toy.render import style_names
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not load_style_modules(args.style_module, "demo"):
+        return 2
     styles = style_names(exclude=("photo",))
     if args.style not in styles:
         print(
@@ -466,6 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dm.add_argument("--toy-dir", default=None, help="folder with toy_stylegan2.safetensors")
     dm.add_argument("--style", default="cartoon", help="reference style (toy renderer)")
     add_recipe_arguments(dm)
+    add_style_module_argument(dm)
     dm.add_argument("--n", type=int, default=6, help="unseen faces in the grid (and the score)")
     dm.add_argument("--seed", type=int, default=0)
     dm.add_argument("--out", default="jojogan_demo.png")

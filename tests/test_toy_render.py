@@ -1,5 +1,7 @@
 """The toy-faces renderer: deterministic, shaped as documented, styles share the identity."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from jojogan.toy.render import (
     STYLES,
     FaceParams,
     Scene,
+    load_style_module,
     register_style,
     render,
     render_batch,
@@ -164,6 +167,68 @@ def test_style_names_can_hold_out_styles_and_new_styles_register():
         assert np.all(img == 128)
     finally:
         del STYLES[name]
+
+
+@pytest.fixture
+def style_registry():
+    """Restore the style registry (and the record of loaded style files) after the test."""
+    from jojogan.toy import render as r
+
+    styles, modules = dict(r.STYLES), dict(r._STYLE_MODULES)
+    yield
+    r.STYLES.clear()
+    r.STYLES.update(styles)
+    r._STYLE_MODULES.clear()
+    r._STYLE_MODULES.update(modules)
+
+
+EXAMPLE_STYLES = Path(__file__).resolve().parents[1] / "benchmarks" / "example_styles.py"
+
+
+def test_a_style_file_adds_styles_the_package_has_not_seen(style_registry):
+    assert "blueprint" not in STYLES
+    assert load_style_module(EXAMPLE_STYLES) == ["blueprint"]
+    assert load_style_module(str(EXAMPLE_STYLES)) == ["blueprint"]  # runs once per process
+    p = sample_params(3, 4)
+    a, b = render_batch(p, "blueprint", 32), render_batch(p, "blueprint", 32)
+    assert np.array_equal(a, b) and a.shape == (4, 32, 32, 3)
+    assert np.abs(a.astype(int) - render_batch(p, "photo", 32).astype(int)).mean() > 20
+    assert np.abs(a[0].astype(int) - a[1].astype(int)).mean() > 1  # the identity shows
+
+
+@pytest.mark.parametrize(
+    ("text", "suffix", "match"),
+    [
+        (None, ".py", "no such file"),
+        ("x = 1\n", ".txt", "must be a Python file"),
+        ("x = 1\n", ".py", "registered no style"),
+        ("raise RuntimeError('boom')\n", ".py", "failed while it ran: RuntimeError: boom"),
+        (
+            "from jojogan.toy.render import register_style\n"
+            "register_style('photo', 'dup')(lambda sc: sc.background())\n",
+            ".py",
+            "already registered",
+        ),
+        (
+            "from jojogan.toy.render import register_style\n"
+            "register_style('half_done', 'x')(lambda sc: sc.background())\n"
+            "1 / 0\n",
+            ".py",
+            "ZeroDivisionError",
+        ),
+    ],
+)
+def test_bad_style_files_are_clear_errors_and_register_nothing(
+    style_registry, tmp_path, text, suffix, match
+):
+    f = tmp_path / f"styles{suffix}"
+    if text is not None:
+        f.write_text(text)
+    before = list(STYLES)
+    with pytest.raises(ValueError, match=match) as e:
+        load_style_module(f)
+    assert str(f) in str(e.value)
+    assert list(STYLES) == before
 
 
 def test_bad_inputs_give_clear_errors():

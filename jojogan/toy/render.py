@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -38,6 +40,7 @@ __all__ = [
     "GeometryOptions",
     "Scene",
     "Style",
+    "load_style_module",
     "register_style",
     "render",
     "render_batch",
@@ -622,6 +625,52 @@ def style_names(exclude: Iterable[str] = ()) -> list[str]:
     if unknown:
         raise KeyError(f"style_names: unknown styles {sorted(unknown)}; known: {list(STYLES)}")
     return [s for s in STYLES if s not in ex]
+
+
+def load_style_module(path: str | os.PathLike) -> list[str]:
+    """Run the Python file ``path``, whose ``@register_style`` calls add styles that this package
+    has never seen (held-out styles for an independent quality check); returns their names.
+
+    Each file runs once per process (a second call returns the same names). Raises ValueError
+    naming the file when it is missing, not a ``.py`` file, fails while it runs (the error is
+    quoted), or registers no style."""
+    import importlib.util
+    import sys
+
+    p = Path(path).expanduser().resolve()
+    if p in _STYLE_MODULES:
+        return list(_STYLE_MODULES[p])
+    if not p.is_file():
+        raise ValueError(f"style module {path}: no such file")
+    if p.suffix != ".py":
+        raise ValueError(
+            f"style module {path}: must be a Python file (.py) that calls register_style"
+        )
+    before = set(STYLES)
+    name = f"jojogan_toy_styles_{len(_STYLE_MODULES)}_{p.stem}"
+    spec = importlib.util.spec_from_file_location(name, p)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"style module {path}: cannot be imported")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    try:
+        spec.loader.exec_module(mod)
+    except Exception as e:
+        sys.modules.pop(name, None)
+        for s in set(STYLES) - before:  # a half-run file leaves nothing registered
+            del STYLES[s]
+        raise ValueError(f"style module {path} failed while it ran: {type(e).__name__}: {e}") from e
+    new = [s for s in STYLES if s not in before]
+    if not new:
+        raise ValueError(
+            f"style module {path} registered no style: decorate a function with "
+            "@jojogan.toy.render.register_style('name', 'description')"
+        )
+    _STYLE_MODULES[p] = tuple(new)
+    return new
+
+
+_STYLE_MODULES: dict[Path, tuple[str, ...]] = {}
 
 
 @register_style("photo", "soft shading, gradients and slight texture: the base model's domain")
