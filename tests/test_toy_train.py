@@ -231,6 +231,25 @@ def test_regressor_trains_saves_and_loads(tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m jojogan.toy.score train"):
         load_regressor(tmp_path / "missing.safetensors")
     assert isinstance(again, ParamRegressor)
+    # through the project's one safe loader: other files and damaged weights are clear errors
+    from safetensors.torch import load_file, save_file
+
+    from jojogan.checkpoints import CheckpointError, read_safetensors_metadata
+
+    text = tmp_path / "text.safetensors"
+    text.write_text("not weights")
+    with pytest.raises(CheckpointError, match="text.safetensors"):
+        load_regressor(text)
+    sd = load_file(str(path))
+    sd.pop(sorted(sd)[0])
+    short = tmp_path / "short.safetensors"
+    save_file(sd, str(short), metadata=read_safetensors_metadata(path))
+    with pytest.raises(CheckpointError, match="checksum"):  # the file says what it held
+        load_regressor(short)
+    meta = {k: v for k, v in read_safetensors_metadata(path).items() if "sha256" not in k}
+    save_file(sd, str(short), metadata=meta)
+    with pytest.raises(CheckpointError, match="Missing keys"):
+        load_regressor(short)
 
 
 def test_phase_time_caps_stop_a_phase_and_still_write_outputs(tmp_path):

@@ -554,18 +554,16 @@ def load_regressor(
             f"{p}: no parameter-regressor weights there. Train them with "
             f"`python -m jojogan.toy.score train --out {p}` (about 10 CPU-minutes)."
         )
-    from safetensors import safe_open
+    from jojogan.checkpoints import load_file, load_state_dict_strict, read_safetensors_metadata
 
-    with safe_open(str(p), framework="pt") as f:
-        meta = f.metadata() or {}
-        sd = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    meta = read_safetensors_metadata(p)
     if meta.get("fields") != ",".join(f for f, _ in FIELDS):
         raise ValueError(
             f"{p}: this regressor was trained for other parameter fields than this renderer's; "
             "retrain it with `python -m jojogan.toy.score train`."
         )
     model = ParamRegressor(int(meta.get("size", 64)), int(meta.get("width", 32)))
-    model.load_state_dict(sd, strict=True)
+    load_state_dict_strict(model, load_file(p), source=p, what="parameter regressor")
     return model.to(device).eval()
 
 
