@@ -22,3 +22,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def style_registry():
+    """Restore the toy style registry (and the record of loaded style files) after the test."""
+    from jojogan.toy import render as r
+
+    styles, modules = dict(r.STYLES), dict(r._STYLE_MODULES)
+    yield
+    r.STYLES.clear()
+    r.STYLES.update(styles)
+    r._STYLE_MODULES.clear()
+    r._STYLE_MODULES.update(modules)

@@ -134,25 +134,20 @@ def test_demo_without_toy_weights_is_a_clear_error(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_demo_and_benchmark_take_styles_from_a_file(tmp_path, capsys):
+def test_demo_and_benchmark_take_styles_from_a_file(style_registry, tmp_path, capsys):
     """--style-module registers styles the package has not seen: the style is accepted (the
     run then stops only because this toy folder is empty), an unknown one is refused."""
     import subprocess
     import sys
 
     from jojogan.__main__ import main
-    from jojogan.toy import render as r
 
     root = Path(__file__).resolve().parents[1]
     example = root / "benchmarks" / "example_styles.py"
     out = tmp_path / "demo.png"
     empty = ["--toy-dir", str(tmp_path / "nothing"), "--out", str(out)]
-    try:
-        rc = main(["demo", "--style-module", str(example), "--style", "blueprint", *empty])
-        assert rc == 1 and "toy weights not found" in capsys.readouterr().err
-    finally:
-        r.STYLES.pop("blueprint", None)
-        r._STYLE_MODULES.clear()
+    rc = main(["demo", "--style-module", str(example), "--style", "blueprint", *empty])
+    assert rc == 1 and "toy weights not found" in capsys.readouterr().err
     bench = [sys.executable, str(root / "benchmarks" / "bench_toy_quality.py")]
     run = subprocess.run(
         [*bench, "--style-module", str(example), "--styles", "blueprint", *empty[:2]],

@@ -169,19 +169,6 @@ def test_style_names_can_hold_out_styles_and_new_styles_register():
         del STYLES[name]
 
 
-@pytest.fixture
-def style_registry():
-    """Restore the style registry (and the record of loaded style files) after the test."""
-    from jojogan.toy import render as r
-
-    styles, modules = dict(r.STYLES), dict(r._STYLE_MODULES)
-    yield
-    r.STYLES.clear()
-    r.STYLES.update(styles)
-    r._STYLE_MODULES.clear()
-    r._STYLE_MODULES.update(modules)
-
-
 EXAMPLE_STYLES = Path(__file__).resolve().parents[1] / "benchmarks" / "example_styles.py"
 
 
