@@ -38,30 +38,43 @@ __all__ = [
     "upfirdn2d",
 ]
 
-_FAST = True
-_CHANNELS_LAST = False
+
+class _Switch:
+    """A process-wide on/off setting with a scoped override (one shape for every switch here)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def set(self, enabled: bool) -> None:
+        self.enabled = bool(enabled)
+
+    @contextlib.contextmanager
+    def scoped(self, enabled: bool) -> Iterator[None]:
+        previous = self.enabled
+        self.set(enabled)
+        try:
+            yield
+        finally:
+            self.enabled = previous
+
+
+_FAST = _Switch(True)
+_CHANNELS_LAST = _Switch(False)
 
 
 def set_fast_ops(enabled: bool) -> None:
     """Switch every op in this module between the fast path (True, default) and the plain one."""
-    global _FAST
-    _FAST = bool(enabled)
+    _FAST.set(enabled)
 
 
 def fast_ops_enabled() -> bool:
     """Whether the fast path is on."""
-    return _FAST
+    return _FAST.enabled
 
 
-@contextlib.contextmanager
-def fast_ops(enabled: bool = True) -> Iterator[None]:
+def fast_ops(enabled: bool = True) -> contextlib.AbstractContextManager[None]:
     """Context manager: run the block with the fast path on or off, then restore the setting."""
-    previous = _FAST
-    set_fast_ops(enabled)
-    try:
-        yield
-    finally:
-        set_fast_ops(previous)
+    return _FAST.scoped(enabled)
 
 
 def set_channels_last(enabled: bool) -> None:
@@ -71,24 +84,17 @@ def set_channels_last(enabled: bool) -> None:
     1.14x faster for a 1024 px fine-tune step) whose float32 rounding differs from the NCHW ones
     (tests bound both against float64). Applies where the batch is one image per grouped
     modulated conv (larger batches keep NCHW: the grouped-conv reshape would copy)."""
-    global _CHANNELS_LAST
-    _CHANNELS_LAST = bool(enabled)
+    _CHANNELS_LAST.set(enabled)
 
 
 def channels_last_enabled() -> bool:
     """Whether channels-last activations are on (see `set_channels_last`)."""
-    return _CHANNELS_LAST
+    return _CHANNELS_LAST.enabled
 
 
-@contextlib.contextmanager
-def channels_last(enabled: bool = True) -> Iterator[None]:
+def channels_last(enabled: bool = True) -> contextlib.AbstractContextManager[None]:
     """Context manager: channels-last activations on or off for the block, then restore."""
-    previous = _CHANNELS_LAST
-    set_channels_last(enabled)
-    try:
-        yield
-    finally:
-        set_channels_last(previous)
+    return _CHANNELS_LAST.scoped(enabled)
 
 
 def make_kernel(k: Sequence[float] | Tensor) -> Tensor:
@@ -123,7 +129,7 @@ def upfirdn2d(
         raise ValueError(f"upfirdn2d: up and down must be >= 1, got up={up}, down={down}")
     p0, p1 = _check_pad(pad)
     kernel = kernel.to(device=x.device, dtype=x.dtype)
-    if _FAST:
+    if _FAST.enabled:
         out = _upfirdn2d_fast(x, kernel, int(up), int(down), p0, p1)
         if out is not None:
             return out

@@ -135,19 +135,32 @@ def test_fused_leaky_relu_adds_bias_then_scaled_leaky_relu():
     assert list(FusedLeakyReLU(5, bias=False).state_dict()) == []
 
 
-def test_fast_ops_switch_and_context_manager_restore_the_setting():
-    assert ops.fast_ops_enabled() is True  # default
-    with fast_ops(False):
-        assert ops.fast_ops_enabled() is False
-        with fast_ops(True):
-            assert ops.fast_ops_enabled() is True
-        assert ops.fast_ops_enabled() is False
-    assert ops.fast_ops_enabled() is True
-    ops.set_fast_ops(False)
+@pytest.mark.parametrize(
+    "name, default",
+    [("fast_ops", True), ("channels_last", False)],
+)
+def test_switches_and_their_context_managers_restore_the_setting(name, default):
+    enabled, scoped, setter = (
+        getattr(ops, f"{name}_enabled"),
+        getattr(ops, name),
+        getattr(ops, f"set_{name}"),
+    )
+    assert enabled() is default
+    with scoped(not default):
+        assert enabled() is (not default)
+        with scoped(default):
+            assert enabled() is default
+        assert enabled() is (not default)
+    assert enabled() is default
+    with pytest.raises(RuntimeError, match="boom"), scoped(not default):
+        raise RuntimeError("boom")
+    assert enabled() is default  # restored after an exception too
+    setter(not default)
     try:
-        assert ops.fast_ops_enabled() is False
+        assert enabled() is (not default)
     finally:
-        ops.set_fast_ops(True)
+        setter(default)
+    assert enabled() is default
 
 
 def test_bad_arguments_get_clear_errors():
