@@ -76,7 +76,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .render import FIELD_INDEX, FIELDS, HAIR_STYLES, FaceParams, render_batch, sample_params
+from .render import (
+    FIELD_GROUPS,
+    FIELD_INDEX,
+    FIELDS,
+    HAIR_STYLES,
+    FaceParams,
+    render_batch,
+    sample_params,
+)
 
 __all__ = [
     "ToyConfig",
@@ -266,8 +274,6 @@ def mixed_params(vals: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     group (FIELD_GROUPS["colour"]), which comes from face b[i]. Rendered, they are what
     "coarse W+ layers from a, fine from b" should draw (issue 5: geometry follows the coarse
     layers, colour the fine ones)."""
-    from .render import FIELD_GROUPS
-
     out = vals[a].copy()
     cols = [FIELD_INDEX[f] for f in FIELD_GROUPS["colour"]]
     out[:, cols] = vals[b][:, cols]
@@ -438,7 +444,6 @@ def _mix_critic_loss(
     """Mixing-aware loss: the critic's (a frozen ParamRegressor) reading of G(W+ layers < cut
     from z_a, the rest from z_b) should have G(z_a)'s geometry and pose and G(z_b)'s colours.
     Targets are detached; the gradient reaches the generator through the mixed image only."""
-    from .render import FIELD_GROUPS
 
     geo = [FIELD_INDEX[f] for f in FIELD_GROUPS["geometry"] + FIELD_GROUPS["pose"]]
     col = [FIELD_INDEX[f] for f in FIELD_GROUPS["colour"]]
