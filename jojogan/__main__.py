@@ -32,6 +32,7 @@ from jojogan.toy import GENERATOR_FILE, ToyWeightsMissing, find_weights_dir
 
 __all__ = [
     "ToyModelMissing",
+    "colour_copy_bound",
     "d_style",
     "find_toy_dir",
     "load_toy_model",
@@ -165,6 +166,22 @@ def d_style(out: Tensor, target: Tensor) -> Tensor:
     return (1.0 - structure_similarity(out, target)) + palette_distance(out, target)
 
 
+def colour_copy_bound(p_u: Any, p_ref: Any, style: str, size: int, device: Any = "cpu") -> Tensor:
+    """The truth render(p_u, style) redrawn with the reference's colour parameters (every
+    FIELD_GROUPS["colour"] field from p_ref[0], the rest from p_u): the best answer of a mapper
+    that takes its colours from the reference (the paper's mask X, and what a one-shot fine-tune
+    learns from a single image). Where a style's colours follow the input's (popart's background
+    hue), even this answer pays the palette distance; where they are fixed (neon), it is the
+    truth."""
+    from jojogan.toy.render import FaceParams, render_torch
+    from jojogan.toy.train import mixed_params
+
+    n = len(p_u)
+    vals = np.concatenate([p_u.values, p_ref.values[:1]], 0)
+    mixed = mixed_params(vals, np.arange(n), np.full(n, n))
+    return render_torch(FaceParams(mixed), style, size, device)
+
+
 def _gaze(images: Tensor, params: Any, style: str) -> np.ndarray:
     from jojogan.toy.render import FIELD_INDEX
     from jojogan.toy.score import fit_by_synthesis
@@ -196,7 +213,9 @@ def toy_style_quality(
     Identity: the parameter regressor's geometry error of the output against p_u and against
     p_ref (when a regressor is given). Gaze: analysis-by-synthesis (`fit_by_synthesis`) of the
     output in ``style``: error to p_u's gaze and to p_ref's gaze (the paper's known failure is
-    the output looking where the reference looks).
+    the output looking where the reference looks). ``geometry_err_floor``: the regressor's
+    geometry error on the truth itself. ``d_colour_copy_bound``: d of `colour_copy_bound` (the
+    truth in the reference's colours), the best a colour-copying mapper can score.
 
     settings: None = the default toy recipe (`toy_settings(g)`); refine_steps: optimisation
     steps refining the encoder's codes (None: the default recipe's when ``settings`` is None,
@@ -231,6 +250,7 @@ def toy_style_quality(
     out = outs[max(intensities)]
     recon = stylize(res.generator, codes, base=g, intensity=0.0)
     refs = ref.expand_as(truth)
+    bound = colour_copy_bound(p_u, p_ref, style, g.size, dev)
     m: dict[str, Any] = {
         "style": style,
         "n_unseen": n_unseen,
@@ -242,6 +262,7 @@ def toy_style_quality(
         "d_input": float(d_style(photos, truth).mean()),
         "d_reference": float(d_style(refs, truth).mean()),
         "d_inversion": float(d_style(recon, truth).mean()),
+        "d_colour_copy_bound": float(d_style(bound, truth).mean()),
         "l1_stylized": float((out - truth).abs().mean()),
         "l1_input": float((photos - truth).abs().mean()),
         "l1_reference": float((refs - truth).abs().mean()),
@@ -252,6 +273,7 @@ def toy_style_quality(
         m["geometry_err_vs_reference"] = param_errors(
             pred, FaceParams(np.repeat(p_ref.values, n_unseen, 0))
         )["geometry"]
+        m["geometry_err_floor"] = param_errors(regressor.predict(truth), p_u)["geometry"]
     if measure_gaze:
         cols = [FIELD_INDEX["gaze_x"], FIELD_INDEX["gaze_y"]]
         gz = _gaze(out, p_u, style)
@@ -308,9 +330,11 @@ def _save_png(arr: np.ndarray, path: Path) -> None:
 def _fmt(m: dict[str, Any]) -> str:
     lines = [
         "| style | d(stylized, truth) | d(input, truth) | d(reference, truth) "
-        "| gaze err vs input | gaze err vs reference | gaze floor | fine-tune s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| colour-copy bound | gaze err vs input | gaze err vs reference | gaze floor "
+        "| fine-tune s |",
+        "|---|---|---|---|---|---|---|---|---|",
         f"| {m['style']} | {m['d_stylized']:.3f} | {m['d_input']:.3f} | {m['d_reference']:.3f} | "
+        f"{m['d_colour_copy_bound']:.3f} | "
         f"{m.get('gaze_err_vs_input', float('nan')):.3f} | "
         f"{m.get('gaze_err_vs_reference', float('nan')):.3f} | "
         f"{m.get('gaze_err_floor', float('nan')):.3f} | {m['finetune_seconds']:.1f} |",

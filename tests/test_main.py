@@ -111,3 +111,26 @@ def test_invert_toy_refines_the_encoder_codes():
             return float((g.synthesis(w) - target).abs().mean())
 
     assert torch.equal(w0, enc(target)) and err(w1) < 0.9 * err(w0)
+
+
+def test_colour_copy_bound_keeps_the_inputs_geometry_and_takes_the_references_colours():
+    """The benchmark's colour-copy bound: the truth when the reference is the input itself; on a
+    fixed-palette style (neon) it is the truth for any reference; on popart (background colour
+    from the input's background hue) its colours are off while its edges stay nearer the truth's
+    than another face's do (posterising other tones moves some edges)."""
+    from jojogan.__main__ import colour_copy_bound
+    from jojogan.toy.render import render_torch, sample_params
+    from jojogan.toy.score import palette_distance, structure_similarity
+
+    p_u, p_ref = sample_params(20_000, 8), sample_params(10_000, 1)
+    assert torch.equal(
+        colour_copy_bound(p_u[:1], p_u[:1], "popart", 64), render_torch(p_u[:1], "popart", 64)
+    )
+    neon = colour_copy_bound(p_u, p_ref, "neon", 64)
+    assert (neon - render_torch(p_u, "neon", 64)).abs().max() < 0.2
+    pop, truth = colour_copy_bound(p_u, p_ref, "popart", 64), render_torch(p_u, "popart", 64)
+    other = render_torch(sample_params(30_000, 8), "popart", 64)
+    assert (
+        structure_similarity(pop, truth).mean() > structure_similarity(other, truth).mean() + 0.15
+    )
+    assert palette_distance(pop, truth).mean() > 0.2
