@@ -19,17 +19,19 @@ from the input's background hue) even a perfect one cannot score below it.
 
     python benchmarks/bench_toy_quality.py                         # cartoon, sketch, ink
     python benchmarks/bench_toy_quality.py --styles neon watercolor --n 32
-    python benchmarks/bench_toy_quality.py --recipe paper           # the released code's recipe
+    python benchmarks/bench_toy_quality.py --recipe fine            # finest layers, luminance
     python benchmarks/bench_toy_quality.py --grid docs/toy_quality.png   # and show the outputs
     python benchmarks/bench_toy_quality.py --style-module my_styles.py --styles my_style
         # styles this package has never seen: my_styles.py decorates functions with
         # @jojogan.toy.render.register_style (see benchmarks/example_styles.py)
 
-Recipes (`jojogan.__main__.RECIPES`): "fine" (default) trains only the synthesis layers of the
-two finest resolutions, with the L1 of the discriminator's first features on luminance, 600
-steps, from encoder codes refined by 100 optimisation steps; "paper" is the released code's
-(every layer, taps 1,3,4,5, colour loss, 300 steps, encoder codes as they are). Flags such as
---steps, --taps, --train-layers, --grayscale, --refine-steps override single fields.
+Recipes (`jojogan.__main__.RECIPES`): "paper" (default) is the released code's, and the
+Finetune node's defaults (every layer, taps 1,3,4,5, colour loss, 300 steps, encoder codes as
+they are); "fine" trains only the synthesis layers of the two finest resolutions, with the L1 of
+the discriminator's first features on luminance, 600 steps, from encoder codes refined by 100
+optimisation steps (the previous default: about the same scores, photo-like outputs; see
+docs/toy_recipe_sweep.md). Flags such as --steps, --taps, --train-layers, --grayscale,
+--refine-steps override single fields.
 
 Needs the trained toy model (jojogan/toy/weights, --toy-dir or $JOJOGAN_TOY_DIR); without it,
 it stops with a clear message (no stand-in model: the numbers would mean nothing).

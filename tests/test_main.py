@@ -1,5 +1,5 @@
 """The toy fine-tune recipes of `python -m jojogan demo` and benchmarks/bench_toy_quality.py:
-the default ("fine"), the old one ("paper"), flag overrides and clear errors."""
+the default ("paper", the released code's), "fine", flag overrides and clear errors."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from jojogan.__main__ import (
+    DEFAULT_RECIPE,
     RECIPES,
     add_recipe_arguments,
     invert_toy,
@@ -27,23 +28,27 @@ def _args(*argv: str) -> argparse.Namespace:
     return ap.parse_args(list(argv))
 
 
-def test_default_recipe_trains_the_two_finest_resolutions_only():
+def test_default_recipe_is_the_released_codes_and_the_finetune_nodes():
+    """The demo and the benchmark measure what a Finetune node does with its default widgets:
+    FinetuneSettings' defaults (the released code's), 300 steps, encoder codes unrefined."""
+    from jojogan.finetune import FinetuneSettings
+
+    assert DEFAULT_RECIPE == "paper" and _args().recipe == DEFAULT_RECIPE
+    st, refine = toy_settings(tiny_g(), seed=0)
+    assert st == FinetuneSettings(steps=300, seed=0) and refine == 0
+    assert FinetuneSettings().steps == 300  # the node's default steps widget
+    st, refine = settings_from_args(tiny_g(), _args("--preset", "C"))
+    assert st == FinetuneSettings(steps=300, preset="C", grayscale=True) and refine == 0
+
+
+def test_fine_recipe_trains_the_two_finest_resolutions_only():
     g = tiny_g()
-    st, refine = toy_settings(g)
+    st, refine = toy_settings(g, "fine")
     n = g.n_styles
     assert st.train_layers == tuple(range(n - 6, n))
     assert st.feature_layers == (0,) and st.grayscale and st.steps == 600 and refine == 100
     assert (st.preset, st.space, st.lr) == ("full", "w+", 2e-3)
-
-
-def test_paper_recipe_is_the_released_codes_defaults():
-    """--recipe paper reproduces the benchmark's old settings exactly."""
-    from jojogan.finetune import FinetuneSettings
-
-    st, refine = toy_settings(tiny_g(), "paper", seed=0)
-    assert st == FinetuneSettings(steps=300, seed=0) and refine == 0
-    st, refine = settings_from_args(tiny_g(), _args("--recipe", "paper", "--preset", "C"))
-    assert st == FinetuneSettings(steps=300, preset="C", grayscale=True) and refine == 0
+    assert toy_settings(g, "fine")[0] == settings_from_args(g, _args("--recipe", "fine"))[0]
 
 
 def test_flags_override_single_fields():
