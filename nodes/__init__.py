@@ -3,7 +3,8 @@
 The core library is imported as the top-level package ``jojogan`` (its modules import each other
 that way), so the pack's folder is put on ``sys.path`` when ``jojogan`` is not importable yet.
 Importing this package registers the ``models/jojogan`` and ``models/facedetection`` folders and
-hooks ComfyUI's "unload models" to clear the node layer's model cache (both only inside ComfyUI).
+hooks ComfyUI's "unload models" to clear the node layer's model cache (both only inside ComfyUI),
+and runs the toy style files listed in ``$JOJOGAN_TOY_STYLES`` (`host.load_toy_style_modules`).
 """
 
 import os
@@ -36,5 +37,6 @@ from .definitions import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa
 
 host.register_model_folders()
 host.hook_unload()
+host.load_toy_style_modules()
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

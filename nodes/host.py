@@ -11,7 +11,9 @@ lazily and guarded, so the nodes import and run without ComfyUI (the tests call 
   ``folder_paths.add_model_folder_path`` (so ``extra_model_paths.yaml`` entries named ``jojogan`` /
   ``facedetection`` are honoured); outside ComfyUI the cache folder of :mod:`jojogan.weights`;
 - a model cache keyed by (path, mtime, size, device, ...), cleared by :func:`clear_cache` and by
-  ComfyUI's "unload models" (``comfy.model_management.unload_all_models`` is wrapped once).
+  ComfyUI's "unload models" (``comfy.model_management.unload_all_models`` is wrapped once);
+- toy styles from files: the Python files listed in ``JOJOGAN_TOY_STYLES`` are run once when the
+  pack loads, so the Toy Render node offers styles the package has never seen.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import gc
 import importlib
 import os
 import threading
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ from jojogan.devices import pick_device
 FOLDER_MODELS = "jojogan"
 FOLDER_DETECTION = "facedetection"
 MODEL_EXTENSIONS = {".pt", ".pth", ".safetensors", ".ckpt", ".bin"}
+TOY_STYLES_ENV = "JOJOGAN_TOY_STYLES"
 
 
 def _comfy(name: str) -> Any | None:
@@ -259,3 +263,21 @@ def hook_unload() -> bool:
     mm.unload_all_models = unload_all_models
     _hooked = True
     return True
+
+
+def load_toy_style_modules(env: Mapping[str, str] | None = None) -> list[str]:
+    """Run the style files listed in ``$JOJOGAN_TOY_STYLES`` (paths separated by ``os.pathsep``;
+    `jojogan.toy.render.load_style_module`) and return the styles they added, for the Toy
+    Render node. The list comes from whoever starts the server: no workflow can name a file to
+    run. A file that cannot be loaded is a warning naming it (nothing of it registered); the
+    others still load and the pack still loads."""
+    from jojogan.toy.render import load_style_module
+
+    env = os.environ if env is None else env
+    names: list[str] = []
+    for path in filter(None, (p.strip() for p in env.get(TOY_STYLES_ENV, "").split(os.pathsep))):
+        try:
+            names += load_style_module(path)
+        except ValueError as e:
+            warnings.warn(f"JoJoGAN nodes: {TOY_STYLES_ENV}: {e}", stacklevel=2)
+    return names

@@ -4,6 +4,7 @@ follow the core's settings, clear errors naming node and input, model cache, hos
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 import types
 from pathlib import Path
@@ -214,6 +215,22 @@ def test_toy_render_gives_comfy_images(M):
     assert 0 <= float(img.min()) and float(img.max()) <= 1
     (again,) = M["JoJoGAN_ToyRender"]().render("sketch", 3, 2, 32)
     assert torch.equal(img, again)
+
+
+def test_toy_styles_from_the_servers_environment(M, host, style_registry, tmp_path):
+    """$JOJOGAN_TOY_STYLES (set by whoever starts ComfyUI) adds styles to the Toy Render node;
+    a file that cannot be loaded is a warning naming it and the rest still load."""
+    example = Path(__file__).resolve().parents[1] / "benchmarks" / "example_styles.py"
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise RuntimeError('bad style file')\n")
+    env = {host.TOY_STYLES_ENV: os.pathsep.join([str(broken), str(example), ""])}
+    assert "blueprint" not in M["JoJoGAN_ToyRender"].INPUT_TYPES()["required"]["style"][0]
+    with pytest.warns(UserWarning, match=r"JOJOGAN_TOY_STYLES: style module .*broken\.py failed"):
+        assert host.load_toy_style_modules(env) == ["blueprint"]
+    assert "blueprint" in M["JoJoGAN_ToyRender"].INPUT_TYPES()["required"]["style"][0]
+    (img,) = M["JoJoGAN_ToyRender"]().render("blueprint", 3, 2, 32)
+    assert img.shape == (2, 32, 32, 3)
+    assert host.load_toy_style_modules({}) == []  # unset: nothing to do
 
 
 @pytest.fixture(scope="module")
