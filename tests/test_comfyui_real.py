@@ -222,6 +222,7 @@ def comfy(tmp_path_factory):
         JOJOGAN_CACHE=str(base / "jojogan_cache"),
         OMP_NUM_THREADS="2",
         HF_HUB_OFFLINE="1",
+        JOJOGAN_TOY_STYLES=str(ROOT / "benchmarks" / "example_styles.py"),
     )
     server = Comfy(base, env)
     try:
@@ -287,6 +288,9 @@ def test_object_info_lists_every_node_and_templates(comfy):
     # the stand-in model files are listed by the loader widgets (models/jojogan registered)
     ckpts = info["JoJoGAN_LoadStyleGAN2"]["input"]["required"]["ckpt_name"][0]
     assert "stylegan2-ffhq-config-f.pt" in ckpts
+    # $JOJOGAN_TOY_STYLES (set when the server started) adds its styles to the Toy Render node
+    styles = info["JoJoGAN_ToyRender"]["input"]["required"]["style"][0]
+    assert "blueprint" in styles and "photo" in styles
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (WF_DIR / "api").glob("*.json")))
