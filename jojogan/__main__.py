@@ -341,7 +341,7 @@ def _fmt(m: dict[str, Any]) -> str:
         "| fine-tune s |",
         "|---|---|---|---|---|---|---|---|---|",
         f"| {m['style']} | {m['d_stylized']:.3f} | {m['d_input']:.3f} | {m['d_reference']:.3f} | "
-        f"{m['d_colour_copy_bound']:.3f} | "
+        f"{max(m['d_colour_copy_bound'], 0.0):.3f} | "
         f"{m.get('gaze_err_vs_input', float('nan')):.3f} | "
         f"{m.get('gaze_err_vs_reference', float('nan')):.3f} | "
         f"{m.get('gaze_err_floor', float('nan')):.3f} | {m['finetune_seconds']:.1f} |",
