@@ -17,8 +17,7 @@ Phases (each optional, run in this order, resumable between checkpoints):
    (latent L2 + reconstruction L1) plus reconstruction of real renders (pixel L1 + discriminator
    feature L1), with an L2 penalty on the offsets (e4e's delta regulariser).
 
-One GPU slot (H100/H200, one command under 10 minutes; not yet run: the shipped weights come
-from the CPU run recorded in weights/MODEL_CARD.md):
+One GPU slot, from scratch (H100/H200, one command under 10 minutes; not yet run from scratch):
 
     python -m jojogan.toy.train --out runs/toy --cache-dir runs/toycache --device auto \
         --batch 32 --ema-kimg 10 --steps 1000000 --gan-time 330 --enc-steps 1000000 \
@@ -28,7 +27,11 @@ from the CPU run recorded in weights/MODEL_CARD.md):
     python -m jojogan.toy.train --out runs/toy --evaluate      # -> runs/toy/eval.json
 
 (time caps, not step counts, end each phase; the model card records the steps reached).
-Not yet run anywhere: adding `--warm-steps 4000 --warm-mix 0.5 --warm-time 90` gives the
+Measured on one H100 when the shipped CPU run was continued there (weights/MODEL_CARD.md): the
+64 px model is far too small to fill the GPU (kernel launches bound it): ~11 adversarial steps/s
+at batch 32 for one process, ~8.5 each for two processes sharing the GPU, so batch 32-64 costs
+about what batch 8 does; 50,000 renders took 60 s with 14 workers. Budget ~3,500 steps per
+5 minutes. Not yet run anywhere: adding `--warm-steps 4000 --warm-mix 0.5 --warm-time 90` gives the
 generator a supervised warm start in which half the batches mix W+ layers (coarse < --mix-cut
 from face A, fine from face B) against a render of A's geometry in B's colours.
 
@@ -733,6 +736,7 @@ def train(
         d.train()
         t0 = time.time()
         t_phase = time.time()
+        gan_at_start = done["gan"]
         while done["gan"] < cfg.steps and not out_of_time("gan", t_phase):
             step = done["gan"]
 
@@ -777,7 +781,8 @@ def train(
             _accumulate(g_ema, g, decay)
             done["gan"] += 1
             if log_every and done["gan"] % log_every == 0:
-                rate = done["gan"] / max(time.time() - t0 + wall["gan"], 1e-6)
+                # this call's rate: the cumulative one hides a change of machine on resume
+                rate = (done["gan"] - gan_at_start) / max(time.time() - t_phase, 1e-6)
                 say(
                     f"gan {done['gan']}/{cfg.steps} d {losses['d']:.3f} g {losses['g']:.3f} "
                     f"r1 {losses.get('r1', 0):.3f}"
