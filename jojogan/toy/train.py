@@ -30,10 +30,10 @@ One GPU slot, from scratch (H100/H200, one command under 10 minutes; not yet run
 Measured on one H100 when the shipped CPU run was continued there (weights/MODEL_CARD.md): the
 64 px model is far too small to fill the GPU (kernel launches bound it): ~11 adversarial steps/s
 at batch 32 for one process, ~8.5 each for two processes sharing the GPU, so batch 32-64 costs
-about what batch 8 does; 50,000 renders took 60 s with 14 workers. Budget ~3,500 steps per
-5 minutes. Not yet run anywhere: adding `--warm-steps 4000 --warm-mix 0.5 --warm-time 90` gives the
-generator a supervised warm start in which half the batches mix W+ layers (coarse < --mix-cut
-from face A, fine from face B) against a render of A's geometry in B's colours.
+about what batch 8 does; 50,000 renders took 60 s with 14 workers. Budget ~3,300 steps per
+5 minutes. Not yet run anywhere: adding `--warm-steps 4000 --warm-mix 0.5 --warm-time 90` gives
+the generator a supervised warm start in which half the batches mix W+ layers (coarse <
+--mix-cut from face A, fine from face B) against a render of A's geometry in B's colours.
 
 Mixing critic (`--mix-weight W --mix-critic REGRESSOR`, used for the shipped weights): in the
 adversarial phase a frozen parameter regressor (`python -m jojogan.toy.score train`; use one
