@@ -5,10 +5,21 @@ The generator is fine-tuned so that G(s_i) ~= y for the style-mixed codes s_i of
 
     L = mean over taps t of L1(D_t(G(s_i)), D_t(y))                           (Eq. 2)
         [+ w_id * (1 - cos(F(G_orig(s_i)), F(G(s_i))))]                       (Eq. 3)
+        [+ w_struct * L1(E(G(w_j)), E(G_orig(w_j)))]                          (structure)
+        [+ w_gram * mean over t' of L1(Gram(D_t'(G(w_j))), Gram(D_t'(y)))]    (texture)
 
 where D_t are activations of the pretrained, *frozen* discriminator (taps: the released code's
 `convs` 1, 3, 4, 5) and F is ArcFace on grayscale crops (Appendix A.2, weight 2e3..5e3). Adam with
 lr 2e-3 and betas (0, 0.99). Optional grayscale before the loss (colour preservation, Sec. 5).
+
+The last two terms are ours, off by default (not in the paper or the released code). Eq. 2 only
+sees the reference's own layout; on faces of other shapes the tuned generator tends to redraw the
+reference's outline (the one-shot identity leak). They look at ``random_faces`` fully random faces
+w_j per step: E is the luminance edge magnitude (Sobel, at most 256 px, each image divided by its
+mean), so the tuned face keeps the contours the base generator draws for w_j; Gram is the channel
+Gram matrix of the discriminator's three shallowest convs, so those faces carry the reference's
+texture statistics wherever their contours are (Gatys et al. 2016). Measured on the toy domain in
+docs/toy_recipe_sweep.md (toy recipe ``structure``).
 
 Differences from the released code (`stylize.ipynb`), on purpose:
 
@@ -55,6 +66,8 @@ __all__ = [
 ]
 
 DEFAULT_FEATURE_LAYERS = (1, 3, 4, 5)  # the released code's discriminator taps
+GRAM_LAYERS = (0, 1, 2)  # the texture term's taps: the discriminator's shallowest convs
+STRUCTURE_SIZE = 256  # the structure term's edges are taken at most at this size
 MAX_STEPS = 100_000
 NOISE_MODES = ("const", "random", "none")
 Callback = Callable[[int, float, "Tensor | None"], Any]
@@ -88,6 +101,9 @@ class FinetuneSettings:
     gradient is accumulated over all references every step. noise_mode: "const", "random" or
     "none". seed: every random draw. max_bad_steps: NaN/inf steps in a row before giving up.
     preview_every: render a preview every N steps for the callback (0 = never).
+    structure_weight / gram_weight: the structure (edges of random faces kept) and texture (Gram
+    of shallow discriminator features matched to the reference) terms above, 0 = off (the paper);
+    random_faces: the random faces per step they use (1..64).
     keep_partial: on cancel, attach the partial model to the exception.
     train_layers: the S layers (indices in the order of `Generator.styles`: conv1, to_rgb1,
     convs[0], convs[1], to_rgbs[0], ...; the constant input goes with 0) whose synthesis weights
@@ -113,6 +129,9 @@ class FinetuneSettings:
     train_layers: tuple[int, ...] | None = None
     grayscale: bool = False
     id_weight: float = 0.0
+    structure_weight: float = 0.0
+    gram_weight: float = 0.0
+    random_faces: int = 4
     refs_per_chunk: int = 4
     noise_mode: str = "const"
     seed: int = 0
@@ -149,6 +168,12 @@ class FinetuneSettings:
             raise bad("blend", "must be in [0,1] (1 = mixed layers fully random)")
         if not _finite_number(self.id_weight) or not 0 <= self.id_weight <= 1e5:
             raise bad("id_weight", "must be in [0, 1e5] (the paper uses 2e3..5e3)")
+        for name in ("structure_weight", "gram_weight"):
+            if not _finite_number(getattr(self, name)) or not 0 <= getattr(self, name) <= 1e5:
+                raise bad(name, "must be in [0, 1e5] (0 = off)")
+        rf = self.random_faces
+        if isinstance(rf, bool) or not isinstance(rf, int) or not 1 <= rf <= 64:
+            raise bad("random_faces", "must be an integer in 1..64")
         if not isinstance(self.refs_per_chunk, int) or self.refs_per_chunk < 1:
             raise bad("refs_per_chunk", "must be an integer >= 1")
         if self.noise_mode not in NOISE_MODES:
@@ -250,6 +275,7 @@ class FinetuneResult:
     mask: MixingMask
     feature_layers: tuple[int, ...]
     losses: list[float] = field(default_factory=list)
+    gram_layers: tuple[int, ...] = ()  # the texture term's taps (empty when it is off)
     skipped_steps: int = 0
     steps_done: int = 0
     n_references: int = 0
@@ -262,6 +288,30 @@ def _grayscale(x: Tensor) -> Tensor:
     from .arcface import to_grayscale
 
     return to_grayscale(x)
+
+
+def _edges(images: Tensor) -> Tensor:
+    """Luminance edge magnitude [B,1,h,w] (Sobel at most STRUCTURE_SIZE px), each image divided
+    by its mean so that a global change of contrast (a darker style) costs nothing."""
+    import kornia
+
+    from .invert import resize_square
+
+    if images.shape[-1] > STRUCTURE_SIZE:
+        images = resize_square(images, STRUCTURE_SIZE)
+    e = kornia.filters.sobel(_grayscale(images)[:, :1])
+    return e / (e.mean((1, 2, 3), keepdim=True) + 1e-3)
+
+
+def _gram_taps(d: nn.Module) -> tuple[int, ...]:
+    return tuple(i for i in GRAM_LAYERS if i < len(d.convs))
+
+
+def _gram(f: Tensor) -> Tensor:
+    """Channel Gram matrices [B,C,C] of features [B,C,H,W], divided by C*H*W."""
+    b, c, h, w = f.shape
+    x = f.float().flatten(2)
+    return x @ x.transpose(1, 2) / (c * h * w)
 
 
 def _check_references(references: Tensor, size: int) -> Tensor:
@@ -429,6 +479,8 @@ def finetune(
     generator.requires_grad_(False)
 
     result = FinetuneResult(g_new, settings, mask, taps, n_references=n_ref)
+    if settings.gram_weight > 0:
+        result.gram_layers = _gram_taps(discriminator)
     if resume is not None:
         result.losses = list(resume.losses)
         result.skipped_steps = resume.skipped_steps
@@ -495,13 +547,18 @@ def _run(
     n_ref = references.shape[0]
     chunk = st.refs_per_chunk
     bounds = [(a, min(a + chunk, n_ref)) for a in range(0, n_ref, chunk)]
+    gram_taps = _gram_taps(d)
+    ref_grams: list[Tensor] = []
     with torch.no_grad():  # Eq. 2: the reference's features, once
         ref_feats = []
         for a, b in bounds:
-            y = references[a:b]
-            ref_feats.append(
-                [f.detach() for f in d.features(_grayscale(y) if st.grayscale else y, taps)]
-            )
+            y = _grayscale(references[a:b]) if st.grayscale else references[a:b]
+            ref_feats.append([f.detach() for f in d.features(y, taps)])
+            if st.gram_weight > 0:  # the texture term's target: the references' mean Gram
+                grams = [_gram(f).sum(0) / n_ref for f in d.features(y, gram_taps)]
+                if ref_grams:
+                    grams = [x + g for x, g in zip(ref_grams, grams, strict=True)]
+                ref_grams = grams
     rng = torch.Generator().manual_seed(int(st.seed))
     start = result.steps_done + 1
     if result.resume_state is None and start > 1:
@@ -535,6 +592,14 @@ def _run(
             ((b - a) / n_ref * loss).backward()
             total += float(loss.detach()) * (b - a) / n_ref
             del img, feats, loss  # free this chunk's tensors before the next
+        if ok and (st.structure_weight > 0 or st.gram_weight > 0):
+            reg = _random_face_terms(g_base, g_new, d, st, rng, references, gram_taps, ref_grams)
+            if torch.isfinite(reg):
+                reg.backward()
+                total += float(reg.detach())
+            else:
+                ok = False
+            del reg
         if ok:
             ok = all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in trainable)
         if not ok:
@@ -580,6 +645,37 @@ def _run(
                     }
                 raise FinetuneCancelled(step, result if st.keep_partial else None)
     _finish(g_new, st.steps, cancelled=False)
+
+
+def _random_face_terms(
+    g_base: nn.Module,
+    g_new: nn.Module,
+    d: nn.Module,
+    st: FinetuneSettings,
+    rng: torch.Generator,
+    like: Tensor,
+    gram_taps: tuple[int, ...],
+    ref_grams: list[Tensor],
+) -> Tensor:
+    """The structure and texture terms on ``st.random_faces`` fully random faces (one draw)."""
+    w = sample_random_codes(g_base, st.random_faces, rng, "w+")
+    mode = st.noise_mode
+    noise = _draw_noise(g_new, st.random_faces, rng, like) if mode == "random" else None
+    with precision(like.device, st.precision):
+        img = _render(g_new, w, noise, mode)
+        loss = img.new_zeros((), dtype=torch.float32)
+        if st.structure_weight > 0:
+            with torch.no_grad():
+                target = _edges(_render(g_base, w, noise, mode).float())
+            loss = loss + st.structure_weight * F.l1_loss(_edges(img.float()), target)
+        if st.gram_weight > 0:
+            feats = d.features(_grayscale(img) if st.grayscale else img, gram_taps)
+            terms = [
+                F.l1_loss(_gram(f), r.expand(f.shape[0], -1, -1))
+                for f, r in zip(feats, ref_grams, strict=True)
+            ]
+            loss = loss + st.gram_weight * sum(terms) / len(terms)
+    return loss
 
 
 def _check_resume(resume: FinetuneResult, settings: FinetuneSettings, n_ref: int) -> None:

@@ -133,6 +133,11 @@ def save_style_model(
                         "grayscale": st.grayscale,
                     },
                     "identity": {"weight": st.id_weight, "grayscale": True},
+                    "structure": {"weight": st.structure_weight, "random_faces": st.random_faces},
+                    "texture_gram": {
+                        "weight": st.gram_weight,
+                        "taps": list(result.gram_layers),
+                    },
                 },
                 "trained_layers": list(st.trainable_layers(gen)),  # S layers fine-tuned
                 "precision": st.precision,

@@ -285,6 +285,111 @@ def test_identity_loss_is_used(models):
     assert all(p.grad is None for p in arc.parameters())
 
 
+def _same(a, b):
+    return all(
+        torch.equal(x, y) for x, y in zip(_bytes(a).values(), _bytes(b).values(), strict=True)
+    )
+
+
+def test_structure_and_texture_terms(models, monkeypatch):
+    """Off (weight 0) they draw and change nothing, whatever random_faces says; on, each changes
+    the result; at step 1 (G_new = G_orig) the structure term is exactly 0 and the texture term
+    adds the random faces' Gram distance to the loss; same seed, same bytes."""
+    import jojogan.finetune as jft
+
+    g, d = models
+    refs, codes = _refs(g, n=1)
+    paper = finetune(g, d, refs, codes, FinetuneSettings(steps=3, seed=5))
+    off = finetune(g, d, refs, codes, FinetuneSettings(steps=3, seed=5, random_faces=9))
+    assert _same(off.generator, paper.generator) and off.losses == paper.losses
+    seen = []
+    orig = jft._random_face_terms
+
+    def recording(*a):
+        out = orig(*a)
+        seen.append(out.detach())
+        return out
+
+    monkeypatch.setattr(jft, "_random_face_terms", recording)
+    s = finetune(g, d, refs, codes, FinetuneSettings(steps=3, seed=5, structure_weight=1.0))
+    assert float(seen[0]) == 0.0 and float(seen[1]) > 0  # no change at step 1, then edges move
+    assert s.losses[0] == paper.losses[0]
+    seen.clear()
+    t = finetune(g, d, refs, codes, FinetuneSettings(steps=3, seed=5, gram_weight=10.0))
+    assert t.losses[0] == pytest.approx(paper.losses[0] + float(seen[0]), rel=1e-6)
+    assert float(seen[0]) > 0 and t.gram_layers == (0, 1, 2) and paper.gram_layers == ()
+    monkeypatch.undo()
+    assert not _same(s.generator, paper.generator) and not _same(t.generator, paper.generator)
+    again = finetune(g, d, refs, codes, FinetuneSettings(steps=3, seed=5, gram_weight=10.0))
+    assert _same(again.generator, t.generator)
+
+
+def test_nan_in_the_random_face_terms_is_skipped_then_diverges(models, monkeypatch):
+    import jojogan.finetune as jft
+
+    g, d = models
+    refs, codes = _refs(g, n=1)
+    orig = jft._random_face_terms
+    calls = []
+
+    def sometimes_nan(*a):
+        calls.append(1)
+        out = orig(*a)
+        return out * float("nan") if len(calls) == 2 else out
+
+    monkeypatch.setattr(jft, "_random_face_terms", sometimes_nan)
+    res = finetune(g, d, refs, codes, FinetuneSettings(steps=4, structure_weight=1.0))
+    assert res.skipped_steps == 1 and res.losses[1] != res.losses[1] and len(res.losses) == 4
+    assert all(torch.isfinite(v).all() for v in res.generator.state_dict().values())
+    monkeypatch.setattr(jft, "_random_face_terms", lambda *a: orig(*a) * float("nan"))
+    with pytest.raises(FinetuneDiverged, match="diverged at step 3"):
+        finetune(g, d, refs, codes, FinetuneSettings(steps=9, gram_weight=1.0, max_bad_steps=3))
+
+
+def test_each_term_does_its_job_on_faces_it_never_saw(models):
+    """Against the plain fine-tune, on 8 held-out random faces: the texture term brings their
+    Gram statistics closer to the reference's, the structure term keeps their edges closer to the
+    base generator's."""
+    import jojogan.finetune as jft
+    from jojogan.mixing import sample_random_codes
+
+    g, d = models
+    refs, codes = _refs(g, n=1)
+    taps = jft._gram_taps(d)
+    w = sample_random_codes(g, 8, torch.Generator().manual_seed(99), "w+")
+    with torch.no_grad():
+        target = [jft._gram(f) for f in d.features(refs, taps)]
+        base_edges = jft._edges(g.synthesis(w))
+
+    def measure(**kw):
+        gen = finetune(g, d, refs, codes, FinetuneSettings(steps=30, lr=5e-3, **kw)).generator
+        with torch.no_grad():
+            img = gen.synthesis(w)
+            feats = d.features(img, taps)
+            gram = sum(
+                float((jft._gram(f) - r).abs().mean()) for f, r in zip(feats, target, strict=True)
+            )
+            return gram, float((jft._edges(img) - base_edges).abs().mean())
+
+    plain = measure()
+    assert measure(gram_weight=1e3)[0] < 0.8 * plain[0]
+    assert measure(structure_weight=1.0)[1] < 0.5 * plain[1]
+
+
+def test_edges_ignore_contrast_and_see_shapes():
+    import jojogan.finetune as jft
+
+    x = torch.zeros(2, 3, 32, 32) - 0.5
+    x[0, :, 8:24, 8:24] = 0.5  # a square
+    x[1, :, :, 16:] = 0.5  # a vertical step
+    e = jft._edges(x)
+    contrast = float((jft._edges(0.3 * x) - e).abs().mean())  # a darker, flatter style
+    shape = float((e[0] - e[1]).abs().mean())  # another outline
+    assert contrast < 0.1 * shape
+    big = torch.nn.functional.interpolate(x, size=512, mode="nearest")
+    assert jft._edges(big).shape[-1] == jft.STRUCTURE_SIZE
+
+
 def test_default_taps_fit_small_discriminators(models):
     _, d = models
     assert default_feature_layers(d) == (1, 3)
@@ -310,6 +415,10 @@ def test_default_taps_fit_small_discriminators(models):
         ({"feature_layers": (1, 9)}, "feature_layers"),
         ({"refs_per_chunk": 0}, "refs_per_chunk"),
         ({"id_weight": -1.0}, "id_weight"),
+        ({"structure_weight": float("inf")}, "structure_weight"),
+        ({"gram_weight": -2.0}, "gram_weight"),
+        ({"random_faces": 0}, "random_faces"),
+        ({"random_faces": 2.0}, "random_faces"),
         ({"noise_mode": "loud"}, "noise_mode"),
         ({"train_layers": ()}, "train_layers"),
         ({"train_layers": (0, 99)}, "train_layers: \\[99\\] out of range"),

@@ -25,7 +25,15 @@ def trained():
     d = Discriminator(32, channel_max=32).eval()
     refs = torch.rand(2, 3, 32, 32) * 2 - 1
     codes = g.mean_latent(64)[:, None].expand(2, g.n_latent, -1).clone()
-    st = FinetuneSettings(steps=3, seed=5, preset="preserve_color", grayscale=True)
+    st = FinetuneSettings(
+        steps=3,
+        seed=5,
+        preset="preserve_color",
+        grayscale=True,
+        structure_weight=0.2,
+        gram_weight=5.0,
+        random_faces=2,
+    )
     return g, finetune(g, d, refs, codes, st)
 
 
@@ -43,6 +51,8 @@ def test_round_trip_float32_is_exact_with_metadata(trained, tmp_path):
     assert info["lr"] == 2e-3 and info["n_references"] == 2
     assert info["mixing"]["preset"] == "preserve_color" and info["mixing"]["space"] == "w+"
     assert info["losses"]["discriminator_feature_l1"]["grayscale"] is True
+    assert info["losses"]["structure"] == {"weight": 0.2, "random_faces": 2}
+    assert info["losses"]["texture_gram"] == {"weight": 5.0, "taps": [0, 1, 2]}
     assert info["library_version"] and info["extra"] == {"name": "test"}
     assert info["trained_layers"] == list(range(base.n_styles)) and info["precision"] == "float32"
     raw = read_safetensors_metadata(path)
