@@ -72,6 +72,16 @@ RECIPES: dict[str, dict[str, Any]] = {
         "train": "all",
         "refine_steps": 0,
     },
+    # paper + the structure and texture terms on random faces (docs/toy_recipe_sweep.md)
+    "structure": {
+        "steps": 300,
+        "feature_layers": None,
+        "grayscale": False,
+        "train": "all",
+        "refine_steps": 0,
+        "structure_weight": 0.1,
+        "gram_weight": 30.0,
+    },
 }
 DEFAULT_RECIPE = "paper"
 
@@ -160,6 +170,12 @@ def _describe(st: Any, refine: int) -> str:
         f"{st.steps} steps, lr {st.lr:g}, preset {st.preset} ({st.space}), D taps {taps}, "
         f"{'luminance' if st.grayscale else 'colour'} loss, trained S layers {train}, "
         f"encoder codes refined {refine} steps"
+        + (
+            f", structure w {st.structure_weight:g} + texture (Gram) w {st.gram_weight:g} on "
+            f"{st.random_faces} random faces"
+            if st.structure_weight or st.gram_weight
+            else ""
+        )
     )
 
 
@@ -356,8 +372,9 @@ def add_recipe_arguments(ap: argparse.ArgumentParser) -> None:
         default=DEFAULT_RECIPE,
         choices=sorted(RECIPES),
         help="paper (default: the released code's recipe, as the Finetune node: every layer, "
-        "taps 1,3,4,5, colour loss, 300 steps) or fine (finest layers, first D taps, luminance "
-        "loss, 600 steps, refined inversion; the previous default)",
+        "taps 1,3,4,5, colour loss, 300 steps), structure (paper + the structure and texture "
+        "terms on random faces) or fine (finest layers, first D taps, luminance loss, 600 steps, "
+        "refined inversion; the previous default)",
     )
     ap.add_argument("--steps", type=int, default=None, help="fine-tune steps (recipe's)")
     ap.add_argument("--lr", type=float, default=None, help="learning rate (2e-3)")
@@ -381,6 +398,21 @@ def add_recipe_arguments(ap: argparse.ArgumentParser) -> None:
         default=None,
         help="optimisation steps refining the encoder's codes (recipe's; 0 = encoder only)",
     )
+    ap.add_argument(
+        "--structure-weight",
+        type=float,
+        default=None,
+        help="weight of the structure term: random faces keep their edges (recipe's; 0 = off)",
+    )
+    ap.add_argument(
+        "--gram-weight",
+        type=float,
+        default=None,
+        help="weight of the texture term: random faces take the reference's Gram statistics",
+    )
+    ap.add_argument(
+        "--random-faces", type=int, default=None, help="random faces per step for those terms (4)"
+    )
 
 
 def _int_list(text: str, what: str) -> tuple[int, ...]:
@@ -402,6 +434,9 @@ def settings_from_args(g: nn.Module | None, args: argparse.Namespace) -> tuple[A
         "preset": args.preset,
         "space": args.space,
         "seed": args.seed,
+        "structure_weight": args.structure_weight,
+        "gram_weight": args.gram_weight,
+        "random_faces": args.random_faces,
     }
     if args.taps is not None:
         over["feature_layers"] = _int_list(args.taps, "--taps")

@@ -67,6 +67,19 @@ def test_flags_override_single_fields():
     assert RECIPES["fine"]["train"] == "fine"  # the table was not modified by the calls
 
 
+def test_structure_recipe_is_paper_plus_the_random_face_terms():
+    from jojogan.finetune import FinetuneSettings
+
+    g = tiny_g()
+    st, refine = settings_from_args(g, _args("--recipe", "structure"))
+    want = FinetuneSettings(steps=300, seed=0, structure_weight=0.1, gram_weight=30.0)
+    assert st == want and refine == 0
+    st, _ = settings_from_args(
+        g, _args("--structure-weight", "0.5", "--gram-weight", "2", "--random-faces", "3")
+    )
+    assert (st.structure_weight, st.gram_weight, st.random_faces) == (0.5, 2.0, 3)
+
+
 @pytest.mark.parametrize(
     ("argv", "match"),
     [
@@ -76,6 +89,8 @@ def test_flags_override_single_fields():
         (("--train-layers", ""), "--train-layers is empty"),
         (("--refine-steps", "-1"), "refine_steps"),
         (("--lr", "-1"), "lr"),
+        (("--gram-weight", "-1"), "gram_weight"),
+        (("--random-faces", "0"), "random_faces"),
     ],
 )
 def test_bad_flags_are_clear_errors(argv, match):
