@@ -256,6 +256,8 @@ def _finetune(id_, gen, disc, ds, pos, steps=300, grayscale=False, id_weight=0.0
             "seed": 0,
             "precision": "float32",
             "train_layers": "",
+            "structure_weight": 0.0,
+            "gram_weight": 0.0,
         },
         links,
         pos,

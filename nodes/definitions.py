@@ -788,6 +788,28 @@ class Finetune:
                         "two resolutions of the 64 px toy model); empty = all (the paper)",
                     },
                 ),
+                "structure_weight": (
+                    "FLOAT",
+                    {
+                        "default": d("structure_weight"),
+                        "min": 0.0,
+                        "max": 1e5,
+                        "step": 0.05,
+                        "tooltip": "random faces keep the edges the base model draws for them "
+                        "(less of the reference's outline on other faces); 0 = off (the paper)",
+                    },
+                ),
+                "gram_weight": (
+                    "FLOAT",
+                    {
+                        "default": d("gram_weight"),
+                        "min": 0.0,
+                        "max": 1e5,
+                        "step": 1.0,
+                        "tooltip": "random faces take the reference's texture statistics (Gram "
+                        "matrices of the discriminator's first layers); 0 = off (the paper)",
+                    },
+                ),
             },
         }
 
@@ -808,6 +830,8 @@ class Finetune:
         arcface=None,
         precision="float32",
         train_layers="",
+        structure_weight=0.0,
+        gram_weight=0.0,
     ):
         gen = _need(self.DISPLAY, "generator", generator, S.GeneratorModel, S.GENERATOR)
         disc = _need(
@@ -833,6 +857,8 @@ class Finetune:
             train_layers=_int_list(self.DISPLAY, "train_layers", train_layers),
             grayscale=bool(grayscale),
             id_weight=float(id_weight),
+            structure_weight=float(structure_weight),
+            gram_weight=float(gram_weight),
             refs_per_chunk=int(refs_per_chunk),
             noise_mode=noise_mode,
             seed=int(seed),

@@ -186,6 +186,14 @@ def test_mean_and_blend_inversion_and_s_space_dataset(M, S, tiny):
         ft.finetune(g, d, ds, 1, 2e-3, False, 0.0, "", "const", 4, 0, train_layers="fine")
     with pytest.raises(ValueError, match=r"Finetune: .*precision"):
         ft.finetune(g, d, ds, 1, 2e-3, False, 0.0, "", "const", 4, 0, precision="fp8")
+    # the structure and texture terms reach the settings (and the style model's metadata)
+    sm3, _ = ft.finetune(
+        g, d, ds, 2, 2e-3, False, 0.0, "", "const", 4, 0, structure_weight=0.1, gram_weight=30.0
+    )
+    st = sm3.result.settings
+    assert (st.structure_weight, st.gram_weight, st.random_faces) == (0.1, 30.0, 4)
+    with pytest.raises(ValueError, match=r"Finetune: .*gram_weight"):
+        ft.finetune(g, d, ds, 1, 2e-3, False, 0.0, "", "const", 4, 0, gram_weight=-1.0)
 
 
 def test_save_and_load_style_model_never_overwrites(M, S, tiny, tmp_path):
