@@ -509,9 +509,14 @@ def finetune(
                 result,
             )
     except torch.OutOfMemoryError:
+        extra = (
+            f", random_faces (now {settings.random_faces})"
+            if settings.structure_weight > 0 or settings.gram_weight > 0
+            else ""
+        )
         raise RuntimeError(
-            "finetune: out of memory. Lower refs_per_chunk (now "
-            f"{settings.refs_per_chunk}), use a smaller generator or run on a larger device."
+            f"finetune: out of memory. Lower refs_per_chunk (now {settings.refs_per_chunk})"
+            f"{extra}, use a smaller generator or run on a larger device."
         ) from None
     finally:
         for p, f in zip(discriminator.parameters(), d_flags, strict=True):

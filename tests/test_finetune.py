@@ -466,3 +466,20 @@ def test_resume_from_a_cancelled_run_gives_the_same_bytes(models):
     assert all(torch.equal(full[k], v) for k, v in _bytes(res.generator).items())
     with pytest.raises(ValueError, match="same settings"):
         finetune(g, d, refs, codes, FinetuneSettings(steps=5, seed=12), resume=partial)
+
+
+def test_out_of_memory_names_the_knobs(models, monkeypatch):
+    import jojogan.finetune as jft
+
+    g, d = models
+    refs, codes = _refs(g, n=1)
+
+    def oom(*a):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(jft, "_run", oom)
+    with pytest.raises(RuntimeError, match=r"refs_per_chunk \(now 4\), use") as e:
+        finetune(g, d, refs, codes, FinetuneSettings(steps=1))
+    assert "random_faces" not in str(e.value)
+    with pytest.raises(RuntimeError, match=r"random_faces \(now 2\)"):
+        finetune(g, d, refs, codes, FinetuneSettings(steps=1, gram_weight=1.0, random_faces=2))
