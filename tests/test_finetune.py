@@ -39,7 +39,8 @@ def _bytes(module):
     return {k: v.clone() for k, v in module.state_dict().items()}
 
 
-def test_gradient_accumulation_equals_one_batch(monkeypatch):
+@pytest.mark.parametrize("terms", [{}, {"gram_weight": 3.0, "structure_weight": 0.5}])
+def test_gradient_accumulation_equals_one_batch(monkeypatch, terms):
     g, d = _models(torch.float64)
     refs, codes = _refs(g, n=3)
     grads = []
@@ -58,7 +59,8 @@ def test_gradient_accumulation_equals_one_batch(monkeypatch):
 
     monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
     for chunk in (3, 1, 2):
-        finetune(g, d, refs, codes, FinetuneSettings(steps=1, refs_per_chunk=chunk, seed=3))
+        st = FinetuneSettings(steps=1, refs_per_chunk=chunk, seed=3, **terms)
+        finetune(g, d, refs, codes, st)
     assert len(grads) == 3 and len(grads[0]) > 10
     for other in grads[1:]:
         for a, b in zip(grads[0], other, strict=True):
