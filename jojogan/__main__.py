@@ -72,17 +72,9 @@ RECIPES: dict[str, dict[str, Any]] = {
         "train": "all",
         "refine_steps": 0,
     },
-    # paper + the structure and texture terms on random faces (docs/toy_recipe_sweep.md)
-    "structure": {
-        "steps": 300,
-        "feature_layers": None,
-        "grayscale": False,
-        "train": "all",
-        "refine_steps": 0,
-        "structure_weight": 0.1,
-        "gram_weight": 30.0,
-    },
 }
+# paper + the structure and texture terms on random faces (docs/toy_recipe_sweep.md)
+RECIPES["structure"] = {**RECIPES["paper"], "structure_weight": 0.1, "gram_weight": 30.0}
 DEFAULT_RECIPE = "paper"
 
 # The toy model is found by one function (jojogan.toy); these names are kept for the callers.

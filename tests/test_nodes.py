@@ -186,7 +186,7 @@ def test_mean_and_blend_inversion_and_s_space_dataset(M, S, tiny):
         ft.finetune(g, d, ds, 1, 2e-3, False, 0.0, "", "const", 4, 0, train_layers="fine")
     with pytest.raises(ValueError, match=r"Finetune: .*precision"):
         ft.finetune(g, d, ds, 1, 2e-3, False, 0.0, "", "const", 4, 0, precision="fp8")
-    # the structure and texture terms reach the settings (and the style model's metadata)
+    # the structure and texture inputs reach the fine-tune settings
     sm3, _ = ft.finetune(
         g, d, ds, 2, 2e-3, False, 0.0, "", "const", 4, 0, structure_weight=0.1, gram_weight=30.0
     )
