@@ -291,16 +291,10 @@ def _grayscale(x: Tensor) -> Tensor:
 
 
 def _edges(images: Tensor) -> Tensor:
-    """Luminance edge magnitude [B,1,h,w] (Sobel at most STRUCTURE_SIZE px), each image divided
-    by its mean so that a global change of contrast (a darker style) costs nothing."""
-    import kornia
+    """The structure term's edges: `jojogan.invert.edge_map` at most STRUCTURE_SIZE px."""
+    from .invert import edge_map
 
-    from .invert import resize_square
-
-    if images.shape[-1] > STRUCTURE_SIZE:
-        images = resize_square(images, STRUCTURE_SIZE)
-    e = kornia.filters.sobel(_grayscale(images)[:, :1])
-    return e / (e.mean((1, 2, 3), keepdim=True) + 1e-3)
+    return edge_map(images, STRUCTURE_SIZE)
 
 
 def _gram_taps(d: nn.Module) -> tuple[int, ...]:

@@ -2,9 +2,14 @@
 
 - ``"encoder"``: e4e or ReStyle-pSp (:func:`jojogan.encoders.load_encoder`); images are
   center-cropped to a square and resized (antialiased) to 256 px.
-- ``"optimize"``: W+ optimisation against the generator itself, from the mean code, for domains
-  without an encoder; loss = pixel L1 + MSE, plus the L1 of the generator's own discriminator
-  features when a discriminator is given (no downloaded perceptual network); Adam.
+- ``"optimize"``: W+ optimisation against the generator itself, from the mean code (or from given
+  codes, e.g. an encoder's, to refine them), for domains without an encoder; Adam. Objective
+  ``"pixel"``: pixel L1 + MSE, plus the L1 of the generator's own discriminator features when a
+  discriminator is given (no downloaded perceptual network). Objective ``"edges"``: L1 between
+  the luminance edge maps (:func:`edge_map`) only, for *stylized* references: a sketch, an ink
+  drawing or a neon outline shares its contours with the face behind it but not its colours or
+  textures, which a pixel loss (and an encoder trained on photos) would try to reproduce with a
+  different face.
 - ``"mean"``: the mean code s-bar = mean over 10,000 samples of s(FC(z)) (Sec. 4, for extreme
   references such as animal faces); computed once per generator and cached.
 - ``"blend"``: the "virtual inverter" (Sec. 5.1): a per-layer mask mixes an inverted code with the
@@ -29,15 +34,19 @@ from torch import Tensor, nn
 
 __all__ = [
     "METHODS",
+    "OBJECTIVES",
     "MeanCodes",
     "SPACES",
     "blend_codes",
+    "edge_map",
     "invert",
     "mean_codes",
     "resize_square",
 ]
 
 METHODS = ("encoder", "optimize", "mean", "blend")
+OBJECTIVES = ("pixel", "edges")  # what method="optimize" matches (see the module docstring)
+EDGE_SIZE = 256  # edge maps are taken at most at this size
 SPACES = ("w+", "s")
 MEAN_SAMPLES = 10_000  # Sec. 4: s-bar is the mean over 10,000 samples
 _RANGE_TOL = 1e-3
@@ -121,6 +130,20 @@ def resize_square(images: Tensor, size: int) -> Tensor:
             images, size=(size, size), mode="bilinear", align_corners=False, antialias=True
         )
     return images
+
+
+def edge_map(images: Tensor, max_size: int = EDGE_SIZE) -> Tensor:
+    """Luminance edge magnitude [B,1,h,w] of images [B,3,H,W] in [-1,1] (Sobel, after an
+    antialiased resize to at most ``max_size`` px), each image divided by its mean so that a
+    global change of contrast (a darker or paler style) costs nothing. Differentiable."""
+    import kornia
+
+    from .arcface import to_grayscale
+
+    if images.shape[-1] > max_size:
+        images = resize_square(images, max_size)
+    e = kornia.filters.sobel(to_grayscale(images)[:, :1])
+    return e / (e.mean((1, 2, 3), keepdim=True) + 1e-3)
 
 
 def blend_codes(inverted: Tensor | Sequence[Tensor], mean: Tensor | Sequence[Tensor], mask: Tensor):
@@ -223,9 +246,11 @@ def _optimize(
     mean_cache: dict | None,
     mean_samples: int,
     init: Tensor | None = None,
+    objective: str = "pixel",
 ) -> Tensor:
     ref = next(generator.parameters())
     target = resize_square(images, generator.size).to(ref.device, ref.dtype)
+    target_edges = edge_map(target) if objective == "edges" else None
     if init is not None:
         w = init.detach().to(ref.device, ref.dtype).clone().requires_grad_(True)
     else:
@@ -246,8 +271,11 @@ def _optimize(
         opt = torch.optim.Adam([w], lr=lr)
         for step in range(1, steps + 1):
             img = generator.synthesis(w, noise_mode="const")
-            diff = img - target
-            loss = diff.abs().mean() + diff.square().mean()
+            if target_edges is not None:
+                loss = (edge_map(img) - target_edges).abs().mean()
+            else:
+                diff = img - target
+                loss = diff.abs().mean() + diff.square().mean()
             if target_feats is not None:
                 feats = discriminator.features(img, layers=layers)
                 loss = loss + sum(
@@ -288,6 +316,7 @@ def invert(
     mean_cache: dict | None = None,
     mean_samples: int = MEAN_SAMPLES,
     init: Tensor | None = None,
+    objective: str = "pixel",
 ) -> Tensor | tuple[Tensor, list[Tensor]]:
     """Invert aligned faces into ``generator``'s latent space (JoJoGAN step 1).
 
@@ -295,12 +324,16 @@ def invert(
         encoder's 256 px or the generator's size); may be None for ``method="mean"`` (B = 1).
     method: "encoder" (needs ``encoder``; ``n_iters`` for ReStyle, default 5), "optimize"
         (``steps`` Adam steps at ``lr`` from the mean W, or from ``init`` (W+ codes
-        [B,n_latent,style_dim], e.g. an encoder's, to refine them), pixel L1 + MSE + L1 of
-        ``discriminator.features`` when given; ``progress(step, loss)`` after each step and may
-        raise to cancel), "mean" (s-bar of Sec. 4 from ``mean_samples`` z drawn with ``seed``),
+        [B,n_latent,style_dim], e.g. an encoder's, to refine them), matching ``objective``;
+        ``progress(step, loss)`` after each step and may raise to cancel), "mean" (s-bar of
+        Sec. 4 from ``mean_samples`` z drawn with ``seed``),
         "blend" (Sec. 5.1: invert with ``encoder``, or by optimisation when none is given, then
         mix with the mean code through ``mask``, one weight in [0,1] per W+ layer
         (``space="w+"``) or per S layer (``space="s"``); 1 keeps the inversion).
+    objective: what optimisation matches: "pixel" (L1 + MSE, plus the L1 of
+        ``discriminator.features`` when given) or "edges" (L1 of :func:`edge_map`, no
+        discriminator; for stylized references, best from an encoder's codes via ``init``:
+        the toy benchmark's default refines the reference's code so, docs/toy_recipe_sweep.md).
     Returns W+ [B,n_latent,style_dim] (detached, on the generator's device), or
     ``(w, styles)`` with S codes (a list of [B,C_l]) when ``return_styles``. For a blend in S
     space the blended result exists only in S: ``return_styles=True`` is required and ``w`` is
@@ -349,6 +382,19 @@ def invert(
                 )
     elif discriminator is not None:
         raise ValueError(f"invert: discriminator is used by method='optimize' only, not {method!r}")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"invert: unknown objective {objective!r}; choose one of {OBJECTIVES}")
+    if objective != "pixel":
+        if not uses_optim:
+            raise ValueError(
+                f"invert: objective={objective!r} applies to optimisation only, not to "
+                f"method={method!r}"
+            )
+        if discriminator is not None:
+            raise ValueError(
+                "invert: objective='edges' matches edges only; a discriminator's features "
+                "would pull the code toward the reference's colours and textures (leave it out)"
+            )
     if init is not None:
         if method != "optimize":
             raise ValueError(f"invert: init is used by method='optimize' only, not {method!r}")
@@ -401,6 +447,7 @@ def invert(
                 mean_cache=mean_cache,
                 mean_samples=mean_samples,
                 init=init,
+                objective=objective,
             )
         if method == "blend":
             mc = mean_codes(generator, n=mean_samples, seed=seed, cache=mean_cache)

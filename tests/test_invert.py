@@ -94,6 +94,32 @@ def test_optimize_from_init_starts_there_and_improves(gen, sample):
     assert torch.allclose(tiny, init, atol=1e-4)  # started from init, not from the mean
 
 
+def test_edges_objective_matches_contours_whatever_the_colours(gen, sample):
+    """objective="edges": the target's edges are reached from another code even when the target
+    is the sample in negative (same contours, other tones), which the pixel objective chases in
+    colour instead; edge_map ignores contrast and the objective takes no discriminator."""
+    from jojogan.invert import edge_map
+
+    w_true, target = sample
+    neg = -target
+    init = w_true + 0.5 * torch.randn(w_true.shape, generator=torch.Generator().manual_seed(2))
+
+    def edge_err(w):
+        with torch.no_grad():
+            return float((edge_map(gen.synthesis(w)) - edge_map(neg)).abs().mean())
+
+    kw = {"steps": 40, "lr": 0.01, "init": init, "mean_samples": 1}
+    w_e = invert(neg, gen, "optimize", objective="edges", **kw)
+    w_p = invert(neg, gen, "optimize", **kw)
+    assert edge_err(w_e) < 0.7 * edge_err(init) and edge_err(w_e) < edge_err(w_p)
+    assert torch.allclose(edge_map(target), edge_map(neg), atol=1e-5)  # sign-free
+    flat = float((edge_map(0.4 * target) - edge_map(target)).abs().mean())  # the maps' mean is ~1
+    assert flat < 0.1
+    d = Discriminator(32, channels=CH).eval()
+    with pytest.raises(ValueError, match="objective='edges' matches edges only"):
+        invert(neg, gen, "optimize", objective="edges", discriminator=d, **kw)
+
+
 def test_optimize_is_deterministic_and_resizes_any_size(gen, sample):
     _, target = sample
     big = torch.nn.functional.interpolate(target, size=(40, 48), mode="bilinear")
@@ -221,6 +247,8 @@ def test_blend_without_encoder_optimises(gen, sample):
         ({"method": "optimize", "init": torch.zeros(1, 3, 64)}, "init must be W\\+ codes"),
         ({"method": "optimize", "init": torch.full((1, 8, 64), float("nan"))}, "init contains"),
         ({"method": "mean", "init": torch.zeros(1, 8, 64)}, "init is used by method='optimize'"),
+        ({"method": "optimize", "objective": "lpips"}, "unknown objective"),
+        ({"method": "mean", "objective": "edges"}, "applies to optimisation only"),
     ],
 )
 def test_bad_arguments_fail_before_work(gen, sample, kwargs, match):
