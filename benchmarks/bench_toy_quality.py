@@ -25,13 +25,15 @@ from the input's background hue) even a perfect one cannot score below it.
         # styles this package has never seen: my_styles.py decorates functions with
         # @jojogan.toy.render.register_style (see benchmarks/example_styles.py)
 
-Recipes (`jojogan.__main__.RECIPES`): "paper" (default) is the released code's, and the
-Finetune node's defaults (every layer, taps 1,3,4,5, colour loss, 300 steps, encoder codes as
-they are); "fine" trains only the synthesis layers of the two finest resolutions, with the L1 of
+Recipes (`jojogan.__main__.RECIPES`): "edges" (default) is "paper" with the reference's
+encoder code then matched to the reference's edges (200 steps; `jojogan.invert` objective
+"edges"); "paper" is the released code's, and the Finetune node's defaults (every layer, taps
+1,3,4,5, colour loss, 300 steps, encoder codes as they are); "structure" adds two terms on
+random faces; "fine" trains only the synthesis layers of the two finest resolutions, with the L1 of
 the discriminator's first features on luminance, 600 steps, from encoder codes refined by 100
 optimisation steps (the previous default: about the same scores, photo-like outputs; see
 docs/toy_recipe_sweep.md). Flags such as --steps, --taps, --train-layers, --grayscale,
---refine-steps override single fields.
+--refine-steps, --reference-edge-steps override single fields.
 
 Needs the trained toy model (jojogan/toy/weights, --toy-dir or $JOJOGAN_TOY_DIR); without it,
 it stops with a clear message (no stand-in model: the numbers would mean nothing).
@@ -115,11 +117,11 @@ def main() -> int:
     if reg is None:
         print("no parameter regressor found: geometry columns are n/a", file=sys.stderr)
     try:
-        st, refine = settings_from_args(g, a)
+        st, inversion = settings_from_args(g, a)
     except ValueError as e:
         print(f"bench_toy_quality: {e}", file=sys.stderr)
         return 2
-    recipe = f"recipe {a.recipe}: {_describe(st, refine)}"
+    recipe = f"recipe {a.recipe}: {_describe(st, inversion)}"
     print(
         f"toy model: {g.size} px on {dev}; encoder: {'yes' if enc is not None else 'no'}; "
         f"{a.n} unseen faces; {recipe}",
@@ -140,7 +142,7 @@ def main() -> int:
             seed=a.seed,
             regressor=reg,
             measure_gaze=not a.no_gaze,
-            refine_steps=refine,
+            inversion=inversion,
             code_cache=cache,
         )
         rows.append(m)

@@ -11,6 +11,8 @@ import torch
 from jojogan.__main__ import (
     DEFAULT_RECIPE,
     RECIPES,
+    ToyInversion,
+    _describe,
     add_recipe_arguments,
     invert_toy,
     settings_from_args,
@@ -28,40 +30,46 @@ def _args(*argv: str) -> argparse.Namespace:
     return ap.parse_args(list(argv))
 
 
-def test_default_recipe_is_the_released_codes_and_the_finetune_nodes():
-    """The demo and the benchmark measure what a Finetune node does with its default widgets:
-    FinetuneSettings' defaults (the released code's), 300 steps, encoder codes unrefined."""
+def test_default_recipe_fine_tunes_as_the_released_code_and_the_finetune_node():
+    """The demo and the benchmark fine-tune as a Finetune node does with its default widgets
+    (FinetuneSettings' defaults, the released code's, 300 steps); the default recipe ("edges")
+    differs from "paper" only in the reference's inversion (the toy workflow's Invert node does
+    the same: tests/test_workflows.py)."""
     from jojogan.finetune import FinetuneSettings
 
-    assert DEFAULT_RECIPE == "paper" and _args().recipe == DEFAULT_RECIPE
-    st, refine = toy_settings(tiny_g(), seed=0)
-    assert st == FinetuneSettings(steps=300, seed=0) and refine == 0
+    assert DEFAULT_RECIPE == "edges" and _args().recipe == DEFAULT_RECIPE
+    st, inv = toy_settings(tiny_g(), seed=0)
+    assert st == FinetuneSettings(steps=300, seed=0) and inv == ToyInversion(0, 200)
+    st_p, inv_p = toy_settings(tiny_g(), "paper", seed=0)
+    assert st_p == st and inv_p == ToyInversion(0, 0)
     assert FinetuneSettings().steps == 300  # the node's default steps widget
-    st, refine = settings_from_args(tiny_g(), _args("--preset", "C"))
-    assert st == FinetuneSettings(steps=300, preset="C", grayscale=True) and refine == 0
+    st, inv = settings_from_args(tiny_g(), _args("--preset", "C"))
+    assert st == FinetuneSettings(steps=300, preset="C", grayscale=True)
 
 
 def test_fine_recipe_trains_the_two_finest_resolutions_only():
     g = tiny_g()
-    st, refine = toy_settings(g, "fine")
+    st, inv = toy_settings(g, "fine")
     n = g.n_styles
     assert st.train_layers == tuple(range(n - 6, n))
-    assert st.feature_layers == (0,) and st.grayscale and st.steps == 600 and refine == 100
+    assert st.feature_layers == (0,) and st.grayscale and st.steps == 600
+    assert inv == ToyInversion(refine_steps=100, reference_edge_steps=0)
     assert (st.preset, st.space, st.lr) == ("full", "w+", 2e-3)
     assert toy_settings(g, "fine")[0] == settings_from_args(g, _args("--recipe", "fine"))[0]
 
 
 def test_flags_override_single_fields():
     g = tiny_g()
-    st, refine = settings_from_args(
+    st, inv = settings_from_args(
         g,
         _args(
             "--steps", "50", "--taps", "0,1", "--train-layers", "all", "--grayscale", "off",
-            "--refine-steps", "0", "--lr", "1e-3", "--seed", "4",
+            "--refine-steps", "0", "--lr", "1e-3", "--seed", "4", "--recipe", "fine",
+            "--reference-edge-steps", "7",
         ),
     )  # fmt: skip
     assert (st.steps, st.feature_layers, st.train_layers, st.grayscale) == (50, (0, 1), None, False)
-    assert (refine, st.lr, st.seed) == (0, 1e-3, 4)
+    assert (inv, st.lr, st.seed) == (ToyInversion(0, 7), 1e-3, 4)
     st, _ = settings_from_args(g, _args("--train-layers", "3,5"))
     assert st.train_layers == (3, 5)
     assert RECIPES["fine"]["train"] == "fine"  # the table was not modified by the calls
@@ -71,9 +79,9 @@ def test_structure_recipe_is_paper_plus_the_random_face_terms():
     from jojogan.finetune import FinetuneSettings
 
     g = tiny_g()
-    st, refine = settings_from_args(g, _args("--recipe", "structure"))
+    st, inv = settings_from_args(g, _args("--recipe", "structure"))
     want = FinetuneSettings(steps=300, seed=0, structure_weight=0.1, gram_weight=30.0)
-    assert st == want and refine == 0
+    assert st == want and inv == ToyInversion()
     st, _ = settings_from_args(
         g, _args("--structure-weight", "0.5", "--gram-weight", "2", "--random-faces", "3")
     )
@@ -88,6 +96,7 @@ def test_structure_recipe_is_paper_plus_the_random_face_terms():
         (("--train-layers", "0,99"), "train_layers"),
         (("--train-layers", ""), "--train-layers is empty"),
         (("--refine-steps", "-1"), "refine_steps"),
+        (("--reference-edge-steps", "-2"), "reference_edge_steps"),
         (("--lr", "-1"), "lr"),
         (("--gram-weight", "-1"), "gram_weight"),
         (("--random-faces", "0"), "random_faces"),
@@ -131,6 +140,46 @@ def test_invert_toy_refines_the_encoder_codes():
             return float((g.synthesis(w) - target).abs().mean())
 
     assert torch.equal(w0, enc(target)) and err(w1) < 0.9 * err(w0)
+
+
+def test_edges_recipe_is_paper_plus_the_references_code_matched_to_its_edges():
+    from jojogan.finetune import FinetuneSettings
+
+    g = tiny_g()
+    st, inv = settings_from_args(g, _args("--recipe", "edges"))
+    assert st == FinetuneSettings(steps=300, seed=0)  # the fine-tune is the paper's
+    assert inv == ToyInversion(refine_steps=0, reference_edge_steps=200)
+    _, inv = settings_from_args(g, _args("--recipe", "edges", "--reference-edge-steps", "0"))
+    assert inv == ToyInversion()
+    assert "matched to its edges 200 steps" in _describe(st, ToyInversion(0, 200))
+
+
+def test_invert_toy_edge_steps_match_the_edges_of_a_restyled_image():
+    """edge_steps > 0 starts from the given codes and moves G(w)'s edges toward the image's even
+    when the image's colours are not the generator's (a negative: same contours, other tones),
+    where refining by pixels would chase the colours."""
+    from jojogan.invert import edge_map
+
+    g, d = tiny_g(), tiny_d()
+    with torch.no_grad():
+        z = torch.randn(2, g.style_dim, generator=torch.Generator().manual_seed(3))
+        target = -g.synthesis(g.mapping(z)[:, None].expand(-1, g.n_latent, -1)).clamp(-1, 1)
+    w_start = g.mean_latent(256)[:, None].expand(2, g.n_latent, -1).clone()
+
+    class Enc(torch.nn.Module):
+        input_size = 32
+
+        def forward(self, x):
+            return w_start.clone()
+
+    w0 = invert_toy(target, g, d, Enc())
+    w1 = invert_toy(target, g, d, Enc(), edge_steps=60)
+
+    def err(w):
+        with torch.no_grad():
+            return float((edge_map(g.synthesis(w)) - edge_map(target)).abs().mean())
+
+    assert torch.equal(w0, w_start) and err(w1) < 0.8 * err(w0)
 
 
 def test_colour_copy_bound_keeps_the_inputs_geometry_and_takes_the_references_colours():
