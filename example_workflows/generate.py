@@ -216,6 +216,7 @@ def _invert(id_, gen, images, pos, encoder=None, method="encoder", **kw):
         "seed": 0,
         "n_iters": 0,
         "blend_layers": "",
+        "objective": "pixel",
     }
     widgets.update(kw)
     return N(id_, "JoJoGAN_Invert", widgets, links, pos)
@@ -338,7 +339,19 @@ def workflows() -> list[Workflow]:
                 (0, 520),
                 "Inputs (photo style)",
             ),
-            _invert(4, (1, 0), (2, 0), (380, 0), encoder=(1, 2)),
+            # the toy recipe's reference inversion (jojogan.__main__ "edges"): the encoder's
+            # code, then matched to the sketch's edges
+            _invert(
+                4,
+                (1, 0),
+                (2, 0),
+                (380, 0),
+                encoder=(1, 2),
+                method="optimize",
+                objective="edges",
+                steps=200,
+                lr=0.01,
+            ),
             _dataset(5, (1, 0), (2, 0), (4, 0), (760, 0)),
             _finetune(6, (1, 0), (1, 1), (5, 0), (1140, 0)),
             _invert(7, (1, 0), (3, 0), (380, 520), encoder=(1, 2)),

@@ -579,7 +579,10 @@ class Invert:
     RETURN_NAMES = ("latent", "reconstruction")
     DESCRIPTION = (
         "Invert aligned faces into the generator's W+ space: encoder (e4e/ReStyle), "
-        "optimisation, the mean code (extreme references), or a blend with it."
+        "optimisation (from the encoder's codes when an encoder is connected), the mean code "
+        "(extreme references), or a blend with it. objective 'edges': optimisation matches "
+        "the image's edges only, for a stylized reference whose colours and textures no "
+        "photo face has."
     )
 
     @classmethod
@@ -599,6 +602,7 @@ class Invert:
                 "images": ("IMAGE",),
                 "encoder": (S.ENCODER,),
                 "discriminator": (S.DISCRIMINATOR,),
+                "objective": (list(jinv.OBJECTIVES),),
             },
         }
 
@@ -615,6 +619,7 @@ class Invert:
         images=None,
         encoder=None,
         discriminator=None,
+        objective="pixel",
     ):
         gen = _need(self.DISPLAY, "generator", generator, S.GeneratorModel, S.GENERATOR)
         g = gen.generator
@@ -625,11 +630,19 @@ class Invert:
         elif method != "mean":
             raise ValueError(f"{self.DISPLAY}: method '{method}' needs the 'images' input")
         enc = None
-        uses_encoder = method == "encoder" or (method == "blend" and encoder is not None)
+        uses_encoder = method == "encoder" or (method != "mean" and encoder is not None)
         if uses_encoder:
             enc = _need(self.DISPLAY, "encoder", encoder, S.EncoderModel, S.ENCODER).encoder
+        # optimisation runs for "optimize" (from the encoder's codes when one is connected) and
+        # for "blend" without an encoder
+        optimise = method == "optimize" or (method == "blend" and enc is None)
+        if objective != "pixel" and not optimise:
+            raise ValueError(
+                f"{self.DISPLAY}: objective '{objective}' applies to optimisation; choose "
+                "method 'optimize' (connect an encoder to start from its codes)"
+            )
         disc = None
-        if discriminator is not None and method in ("optimize", "blend") and enc is None:
+        if discriminator is not None and optimise:
             disc = _need(
                 self.DISPLAY, "discriminator", discriminator, S.DiscriminatorModel, S.DISCRIMINATOR
             ).discriminator
@@ -647,7 +660,7 @@ class Invert:
                     f"{self.DISPLAY}: 'blend_layers' {bad} out of range 0..{g.n_latent - 1}"
                 )
             mask = [1.0 if k in keep else 0.0 for k in range(g.n_latent)]
-        bar = host.Progress(steps if method in ("optimize", "blend") and enc is None else 1)
+        bar = host.Progress(steps if optimise else 1)
 
         def progress(step, loss):
             host.check_interrupted()
@@ -660,13 +673,24 @@ class Invert:
         }
         if enc is not None and n_iters > 0:
             kwargs["n_iters"] = int(n_iters)
-        if method in ("optimize", "blend") and enc is None:
-            kwargs.update(steps=int(steps), lr=float(lr), discriminator=disc, progress=progress)
+        if optimise:
+            kwargs.update(
+                steps=int(steps),
+                lr=float(lr),
+                discriminator=disc,
+                progress=progress,
+                objective=objective,
+            )
         if mask is not None:
             kwargs["mask"] = mask
         with _training():
             x = None if x is None else _normal(x)
-            w = jinv.invert(x, g, method, **kwargs)
+            if method == "optimize" and enc is not None:
+                its = {"n_iters": kwargs.pop("n_iters")} if "n_iters" in kwargs else {}
+                init = jinv.invert(x, g, "encoder", encoder=kwargs.pop("encoder"), **its)
+                w = jinv.invert(x, g, "optimize", init=init, **kwargs)
+            else:
+                w = jinv.invert(x, g, method, **kwargs)
         bar.update(bar.total)
         recon = jst.stylize(g, w)
         lat = S.Latents(w.detach().to(host.offload_device()), None, method)

@@ -164,6 +164,34 @@ def test_pipeline_nodes_keep_image_conventions_and_socket_types(M, S, tiny):
         assert t.dtype == torch.float32 and t.device.type == "cpu"
 
 
+def test_optimize_starts_from_a_connected_encoder_and_matches_edges_on_request(M, S, tiny):
+    """method 'optimize' with an encoder connected refines the encoder's codes (1 step at a tiny
+    lr stays at them); objective 'edges' reaches the core; it is refused where nothing is
+    optimised."""
+    g, _ = tiny
+    gen = g.generator
+    start = gen.mean_latent(64)[:, None].expand(1, gen.n_latent, -1) + 0.1
+
+    class Enc(torch.nn.Module):
+        input_size = 16
+
+        def forward(self, x):
+            return start.expand(x.shape[0], -1, -1).clone()
+
+    enc = S.EncoderModel(Enc(), "<fake>")
+    inv = M["JoJoGAN_Invert"]()
+    lat, _ = inv.invert(g, "optimize", 1, 1e-6, 0, 0, "", images=_img(), encoder=enc)
+    torch.testing.assert_close(lat.w, start, atol=1e-4, rtol=0)
+    lat_p, _ = inv.invert(g, "optimize", 5, 0.05, 0, 0, "", images=_img(), encoder=enc)
+    lat_e, _ = inv.invert(
+        g, "optimize", 5, 0.05, 0, 0, "", images=_img(), encoder=enc, objective="edges"
+    )
+    assert not torch.equal(lat_e.w, lat_p.w) and not torch.allclose(lat_e.w, start)
+    for method in ("encoder", "mean"):
+        with pytest.raises(ValueError, match=r"Invert: objective 'edges' applies to optimisation"):
+            inv.invert(g, method, 1, 0.05, 0, 0, "", images=_img(), encoder=enc, objective="edges")
+
+
 def test_mean_and_blend_inversion_and_s_space_dataset(M, S, tiny):
     g, d = tiny
     lat, _ = M["JoJoGAN_Invert"]().invert(g, "mean", 1, 0.05, 0, 0, "")

@@ -266,6 +266,20 @@ def test_toy_workflow_runs_end_to_end_through_the_nodes(pack, tmp_path_factory, 
     torch.testing.assert_close(per_input[:, 2], stylized, atol=1e-5, rtol=0)
 
 
+def test_toy_workflow_inverts_its_reference_as_the_default_toy_recipe():
+    """The toy workflow and `python -m jojogan demo` do the same: the encoder's code of the
+    reference, then EDGE_STEPS steps matching its edges at EDGE_LR; the inputs by the encoder."""
+    from jojogan.__main__ import EDGE_LR, toy_settings
+
+    _, inv = toy_settings(None)
+    wf = json.loads((WF_DIR / "api" / "jojogan_toy_demo.json").read_text())
+    ref_inv, photo_inv = wf["4"]["inputs"], wf["7"]["inputs"]
+    assert ref_inv["method"] == "optimize" and ref_inv["objective"] == "edges"
+    assert ref_inv["encoder"] == ["1", 2] and inv.refine_steps == 0
+    assert (ref_inv["steps"], ref_inv["lr"]) == (inv.reference_edge_steps, EDGE_LR)
+    assert photo_inv["method"] == "encoder" and photo_inv["objective"] == "pixel"
+
+
 def test_toy_workflow_without_toy_model_fails_with_a_clear_message(pack, tmp_path, monkeypatch):
     monkeypatch.setenv("JOJOGAN_TOY_DIR", str(tmp_path))
     wf = json.loads((WF_DIR / "api" / "jojogan_toy_demo.json").read_text())
