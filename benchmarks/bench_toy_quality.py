@@ -31,7 +31,7 @@ encoder code then matched to the reference's edges (200 steps; `jojogan.invert` 
 1,3,4,5, colour loss, 300 steps, encoder codes as they are); "structure" adds two terms on
 random faces; "fine" trains only the synthesis layers of the two finest resolutions, with the L1 of
 the discriminator's first features on luminance, 600 steps, from encoder codes refined by 100
-optimisation steps (the previous default: about the same scores, photo-like outputs; see
+optimisation steps (an earlier default: about the same scores, photo-like outputs; see
 docs/toy_recipe_sweep.md). Flags such as --steps, --taps, --train-layers, --grayscale,
 --refine-steps, --reference-edge-steps override single fields.
 
