@@ -270,7 +270,10 @@ def toy_style_quality(
     Identity: the parameter regressor's geometry error of the output against p_u and against
     p_ref (when a regressor is given). Gaze: analysis-by-synthesis (`fit_by_synthesis`) of the
     output in ``style``: error to p_u's gaze and to p_ref's gaze (the paper's known failure is
-    the output looking where the reference looks). ``geometry_err_floor``: the regressor's
+    the output looking where the reference looks). ``d_warped_reference``: a third, non-learned
+    baseline, the reference warped onto each input's layout (`jojogan.toy.score.warp_to_layouts`,
+    flows from the base generator's drawing of the reference's code to each input photo).
+    ``geometry_err_floor``: the regressor's
     geometry error on the truth itself. ``d_colour_copy_bound``: d of `colour_copy_bound` (the
     truth in the reference's colours), the best a colour-copying mapper can score.
 
@@ -281,7 +284,7 @@ def toy_style_quality(
     from jojogan.finetune import finetune
     from jojogan.stylize import stylize
     from jojogan.toy.render import FIELD_INDEX, FaceParams, render_torch, sample_params
-    from jojogan.toy.score import param_errors
+    from jojogan.toy.score import param_errors, warp_to_layouts
 
     if settings is None:
         settings, default_inv = toy_settings(g, seed=seed)
@@ -310,6 +313,9 @@ def toy_style_quality(
     out = outs[max(intensities)]
     recon = stylize(res.generator, codes, base=g, intensity=0.0)
     refs = ref.expand_as(truth)
+    with torch.no_grad():
+        ref_drawn = g.synthesis(ref_code, noise_mode="const")
+    warped = warp_to_layouts(ref, ref_drawn, photos)
     bound = colour_copy_bound(p_u, p_ref, style, g.size, dev)
     m: dict[str, Any] = {
         "style": style,
@@ -324,6 +330,7 @@ def toy_style_quality(
         "d_reference": float(d_style(refs, truth).mean()),
         "d_inversion": float(d_style(recon, truth).mean()),
         "d_colour_copy_bound": float(d_style(bound, truth).mean()),
+        "d_warped_reference": float(d_style(warped, truth).mean()),
         "l1_stylized": float((out - truth).abs().mean()),
         "l1_input": float((photos - truth).abs().mean()),
         "l1_reference": float((refs - truth).abs().mean()),
@@ -346,6 +353,7 @@ def toy_style_quality(
         "reference": ref,
         "photos": photos,
         "inversion": recon,
+        "warped_reference": warped,
         "stylized": outs,
         "truth": truth,
     }
@@ -391,11 +399,11 @@ def _save_png(arr: np.ndarray, path: Path) -> None:
 def _fmt(m: dict[str, Any]) -> str:
     lines = [
         "| style | d(stylized, truth) | d(input, truth) | d(reference, truth) "
-        "| colour-copy bound | gaze err vs input | gaze err vs reference | gaze floor "
-        "| fine-tune s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| d(warped reference, truth) | colour-copy bound | gaze err vs input "
+        "| gaze err vs reference | gaze floor | fine-tune s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         f"| {m['style']} | {m['d_stylized']:.3f} | {m['d_input']:.3f} | {m['d_reference']:.3f} | "
-        f"{max(m['d_colour_copy_bound'], 0.0):.3f} | "
+        f"{m['d_warped_reference']:.3f} | {max(m['d_colour_copy_bound'], 0.0):.3f} | "
         f"{m.get('gaze_err_vs_input', float('nan')):.3f} | "
         f"{m.get('gaze_err_vs_reference', float('nan')):.3f} | "
         f"{m.get('gaze_err_floor', float('nan')):.3f} | {m['finetune_seconds']:.1f} |",

@@ -203,3 +203,31 @@ def test_colour_copy_bound_keeps_the_inputs_geometry_and_takes_the_references_co
         structure_similarity(pop, truth).mean() > structure_similarity(other, truth).mean() + 0.15
     )
     assert palette_distance(pop, truth).mean() > 0.2
+
+
+def test_warped_reference_follows_the_flow_from_source_to_target():
+    """The benchmark's warped-reference baseline: a target equal to the source leaves the image
+    as it is (up to the few hundredths Adam's normalised steps move on rounding noise); a
+    target whose face sits 4 px lower moves the image's drawing 4 px lower (much closer to the
+    truth than before); repeatable; bad shapes are clear errors."""
+    from jojogan.toy.render import render_torch, sample_params
+    from jojogan.toy.score import structure_similarity, warp_to_layouts
+
+    p = sample_params(20_000, 1)
+    photo, ink = render_torch(p, "photo", 64), render_torch(p, "ink", 64)
+    same = warp_to_layouts(ink, photo, photo.expand(2, -1, -1, -1))
+    assert same.shape == (2, 3, 64, 64) and (same - ink).abs().mean() < 0.02
+    assert structure_similarity(same, ink.expand_as(same)).min() > 0.99
+
+    def down(x):
+        return torch.cat([x[..., :1, :].expand(-1, -1, 4, -1), x[..., :-4, :]], 2)
+
+    moved = warp_to_layouts(ink, photo, down(photo))
+    assert torch.equal(moved, warp_to_layouts(ink, photo, down(photo)))
+    err_before = (ink - down(ink)).abs()[..., 8:-8, 8:-8].mean()
+    err_after = (moved - down(ink)).abs()[..., 8:-8, 8:-8].mean()
+    assert err_after < 0.5 * err_before, (err_after, err_before)
+    with pytest.raises(ValueError, match="image and source"):
+        warp_to_layouts(ink.expand(2, -1, -1, -1), photo, photo)
+    with pytest.raises(ValueError, match="targets"):
+        warp_to_layouts(ink, photo, photo[:, :, :32])

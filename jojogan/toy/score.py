@@ -49,6 +49,7 @@ __all__ = [
     "ssim_luma",
     "structure_similarity",
     "train_regressor",
+    "warp_to_layouts",
 ]
 
 DEFAULT_REGRESSOR = Path(__file__).resolve().parent / "weights" / "param_regressor.safetensors"
@@ -130,6 +131,77 @@ def structure_similarity(
     fa, fb = field(ta), field(tb)
     den = fa.norm(dim=1) * fb.norm(dim=1) + 1e-12
     return (fa * fb).sum(1) / den
+
+
+def warp_to_layouts(
+    image: torch.Tensor,
+    source: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    grid: int = 8,
+    smooth: float = 10.0,
+    steps: int = 200,
+    lr: float = 0.02,
+) -> torch.Tensor:
+    """The "warped reference" baseline: ``image`` [1,3,H,W] resampled onto the layout of each of
+    ``targets`` [B,3,H,W], by smooth flows fitted from ``source`` [1,3,H,W] (a photo-like drawing
+    of the face in ``image``, e.g. the base generator's G(w_ref)) to each target. No learning:
+    it moves the reference's lines and colours onto the input's outline, and cannot draw the
+    input's own features (eye size, brows, mouth) that a smooth flow does not carry.
+
+    A flow is a ``grid`` x ``grid`` field of displacements (normalised coordinates, bicubically
+    upsampled), fitted by ``steps`` Adam steps to match Gaussian-blurred Sobel edges
+    (`jojogan.invert.edge_map`) and luminance, plus ``smooth`` x the squared differences of
+    neighbouring displacements. No randomness (the same inputs and thread count give the same
+    bytes); returns [B,3,H,W] in the range of ``image``."""
+    import kornia
+
+    from jojogan.invert import edge_map
+
+    if image.ndim != 4 or image.shape[0] != 1 or source.shape != image.shape:
+        raise ValueError(
+            f"warp_to_layouts: image and source must both be [1,3,H,W] of one size, got "
+            f"{tuple(image.shape)} and {tuple(source.shape)}"
+        )
+    if targets.ndim != 4 or targets.shape[1:] != image.shape[1:]:
+        raise ValueError(
+            f"warp_to_layouts: targets must be [B,{image.shape[1]},{image.shape[2]},"
+            f"{image.shape[3]}], got {tuple(targets.shape)}"
+        )
+    n, _, h, w = targets.shape
+
+    def feats(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([_gauss(edge_map(x, max_size=max(h, w)), 1.5), _gauss(_luma(x), 1.5)], 1)
+
+    base = kornia.utils.create_meshgrid(h, w, normalized_coordinates=True, device=targets.device)
+    base = base.to(targets.dtype).expand(n, h, w, 2)
+
+    def sample(x: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
+        dense = F.interpolate(disp, size=(h, w), mode="bicubic", align_corners=True)
+        return F.grid_sample(
+            x.expand(n, -1, -1, -1),
+            base + dense.permute(0, 2, 3, 1),
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=True,
+        )
+
+    with torch.no_grad():
+        f_src, f_tgt = feats(source.detach()), feats(targets.detach())
+    disp = torch.zeros(n, 2, grid, grid, dtype=targets.dtype, device=targets.device)
+    disp.requires_grad_(True)
+    opt = torch.optim.Adam([disp], lr=lr)
+    with torch.enable_grad():
+        for _ in range(steps):
+            tv = (disp[..., 1:, :] - disp[..., :-1, :]).square().mean() + (
+                disp[..., 1:] - disp[..., :-1]
+            ).square().mean()
+            loss = (sample(f_src, disp) - f_tgt).abs().mean() + smooth * tv
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        return sample(image.detach(), disp.detach())
 
 
 @torch.no_grad()
