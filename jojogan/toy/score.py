@@ -154,7 +154,6 @@ def warp_to_layouts(
     (`jojogan.invert.edge_map`) and luminance, plus ``smooth`` x the squared differences of
     neighbouring displacements. No randomness (the same inputs and thread count give the same
     bytes); returns [B,3,H,W] in the range of ``image``."""
-    import kornia
 
     from jojogan.invert import edge_map
 
@@ -173,8 +172,8 @@ def warp_to_layouts(
     def feats(x: torch.Tensor) -> torch.Tensor:
         return torch.cat([_gauss(edge_map(x, max_size=max(h, w)), 1.5), _gauss(_luma(x), 1.5)], 1)
 
-    base = kornia.utils.create_meshgrid(h, w, normalized_coordinates=True, device=targets.device)
-    base = base.to(targets.dtype).expand(n, h, w, 2)
+    identity = torch.eye(2, 3, dtype=targets.dtype, device=targets.device)
+    base = F.affine_grid(identity.expand(n, 2, 3), [n, 1, h, w], align_corners=True)
 
     def sample(x: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
         dense = F.interpolate(disp, size=(h, w), mode="bicubic", align_corners=True)
