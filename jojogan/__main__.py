@@ -270,12 +270,12 @@ def toy_style_quality(
     Identity: the parameter regressor's geometry error of the output against p_u and against
     p_ref (when a regressor is given). Gaze: analysis-by-synthesis (`fit_by_synthesis`) of the
     output in ``style``: error to p_u's gaze and to p_ref's gaze (the paper's known failure is
-    the output looking where the reference looks). ``d_warped_reference``: a third, non-learned
-    baseline, the reference warped onto each input's layout (`jojogan.toy.score.warp_to_layouts`,
-    flows from the base generator's drawing of the reference's code to each input photo).
-    ``geometry_err_floor``: the regressor's
+    the output looking where the reference looks). ``geometry_err_floor``: the regressor's
     geometry error on the truth itself. ``d_colour_copy_bound``: d of `colour_copy_bound` (the
     truth in the reference's colours), the best a colour-copying mapper can score.
+    ``d_warped_reference``: a third, non-learned baseline, the reference warped onto each input's
+    layout (`jojogan.toy.score.warp_to_layouts`, flows from the base generator's drawing of the
+    reference's code to each input photo).
 
     settings: None = the default toy recipe (`toy_settings(g)`); inversion: how the reference
     and the inputs are inverted (None: the default recipe's when ``settings`` is None, else the

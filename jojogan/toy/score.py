@@ -154,7 +154,6 @@ def warp_to_layouts(
     (`jojogan.invert.edge_map`) and luminance, plus ``smooth`` x the squared differences of
     neighbouring displacements. No randomness (the same inputs and thread count give the same
     bytes); returns [B,3,H,W] in the range of ``image``."""
-
     from jojogan.invert import edge_map
 
     if image.ndim != 4 or image.shape[0] != 1 or source.shape != image.shape:
