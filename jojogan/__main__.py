@@ -35,11 +35,11 @@ from jojogan.toy import GENERATOR_FILE, ToyWeightsMissing, find_weights_dir
 __all__ = [
     "ToyInversion",
     "ToyModelMissing",
-    "colour_copy_bound",
     "d_style",
     "find_toy_dir",
     "load_toy_model",
     "main",
+    "reference_copy",
     "toy_settings",
     "toy_style_quality",
 ]
@@ -223,20 +223,43 @@ def d_style(out: Tensor, target: Tensor) -> Tensor:
     return (1.0 - structure_similarity(out, target)) + palette_distance(out, target)
 
 
-def colour_copy_bound(p_u: Any, p_ref: Any, style: str, size: int, device: Any = "cpu") -> Tensor:
-    """The truth render(p_u, style) redrawn with the reference's colour parameters (every
-    FIELD_GROUPS["colour"] field from p_ref[0], the rest from p_u): the best answer of a mapper
-    that takes its colours from the reference (the paper's mask X, and what a one-shot fine-tune
-    learns from a single image). Where a style's colours follow the input's (popart's background
-    hue), even this answer pays the palette distance; where they are fixed (neon), it is the
-    truth."""
-    from jojogan.toy.render import FaceParams, render_torch
-    from jojogan.toy.train import mixed_params
+def reference_copy(
+    p_u: Any, p_ref: Any, style: str, size: int, fields: Sequence[str], device: Any = "cpu"
+) -> Tensor:
+    """The truth render(p_u, style) redrawn with ``fields`` taken from the reference p_ref[0] and
+    every other field from p_u: what a mapper that draws the style perfectly but copies those
+    fields from the one reference would output. ``fields``: names from FIELD_NAMES or groups
+    of FIELD_GROUPS ("geometry", "gaze", "pose", "colour"). The benchmark's two such answers:
 
-    n = len(p_u)
-    vals = np.concatenate([p_u.values, p_ref.values[:1]], 0)
-    mixed = mixed_params(vals, np.arange(n), np.full(n, n))
-    return render_torch(FaceParams(mixed), style, size, device)
+    * colour copy (``("colour",)``): the best a mapper that copies the reference's colours can
+      score (the paper's mask X). Where a style's colours are fixed (neon) it is the truth; where
+      they follow the input's (popart's tones and background hue) it pays the palette distance,
+      and it is no ceiling for a mapper that learns how the style maps colours (popart's tones
+      to its palette) rather than copying them.
+    * identity copy (``("geometry", "gaze")``): the paper's known failure (the reference's face
+      and gaze on every output) with everything else right; what d gives a mapper that does not
+      follow the input's identity at all.
+
+    Raises ValueError for an unknown field or group, or an empty reference."""
+    from jojogan.toy.render import FIELD_GROUPS, FIELD_INDEX, FaceParams, render_torch
+
+    names: list[str] = []
+    for f in fields:
+        if f in FIELD_GROUPS:
+            names.extend(FIELD_GROUPS[f])
+        elif f in FIELD_INDEX:
+            names.append(f)
+        else:
+            raise ValueError(
+                f"reference_copy: unknown field or group {f!r}; groups: "
+                f"{', '.join(FIELD_GROUPS)}; fields: {', '.join(FIELD_INDEX)}"
+            )
+    if len(p_ref) < 1:
+        raise ValueError("reference_copy: p_ref holds no face")
+    idx = [FIELD_INDEX[n] for n in names]
+    vals = p_u.values.copy()
+    vals[:, idx] = p_ref.values[0, idx]
+    return render_torch(FaceParams(vals), style, size, device)
 
 
 def _gaze(images: Tensor, params: Any, style: str) -> np.ndarray:
@@ -271,8 +294,9 @@ def toy_style_quality(
     p_ref (when a regressor is given). Gaze: analysis-by-synthesis (`fit_by_synthesis`) of the
     output in ``style``: error to p_u's gaze and to p_ref's gaze (the paper's known failure is
     the output looking where the reference looks). ``geometry_err_floor``: the regressor's
-    geometry error on the truth itself. ``d_colour_copy_bound``: d of `colour_copy_bound` (the
-    truth in the reference's colours), the best a colour-copying mapper can score.
+    geometry error on the truth itself. ``d_colour_copy_bound`` and ``d_identity_copy``: d of
+    `reference_copy` with the reference's colours (the best a mapper that copies colours can
+    score) and with its geometry and gaze (the paper's known failure with all else right).
     ``d_warped_reference``: a third, non-learned baseline, the reference warped onto each input's
     layout (`jojogan.toy.score.warp_to_layouts`, flows from the base generator's drawing of the
     reference's code to each input photo).
@@ -316,7 +340,8 @@ def toy_style_quality(
     with torch.no_grad():
         ref_drawn = g.synthesis(ref_code, noise_mode="const")
     warped = warp_to_layouts(ref, ref_drawn, photos)
-    bound = colour_copy_bound(p_u, p_ref, style, g.size, dev)
+    bound = reference_copy(p_u, p_ref, style, g.size, ("colour",), dev)
+    id_copy = reference_copy(p_u, p_ref, style, g.size, ("geometry", "gaze"), dev)
     m: dict[str, Any] = {
         "style": style,
         "n_unseen": n_unseen,
@@ -330,6 +355,7 @@ def toy_style_quality(
         "d_reference": float(d_style(refs, truth).mean()),
         "d_inversion": float(d_style(recon, truth).mean()),
         "d_colour_copy_bound": float(d_style(bound, truth).mean()),
+        "d_identity_copy": float(d_style(id_copy, truth).mean()),
         "d_warped_reference": float(d_style(warped, truth).mean()),
         "l1_stylized": float((out - truth).abs().mean()),
         "l1_input": float((photos - truth).abs().mean()),
@@ -399,11 +425,12 @@ def _save_png(arr: np.ndarray, path: Path) -> None:
 def _fmt(m: dict[str, Any]) -> str:
     lines = [
         "| style | d(stylized, truth) | d(input, truth) | d(reference, truth) "
-        "| d(warped reference, truth) | colour-copy bound | gaze err vs input "
+        "| d(warped reference, truth) | colour-copy bound | identity copy | gaze err vs input "
         "| gaze err vs reference | gaze floor | fine-tune s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         f"| {m['style']} | {m['d_stylized']:.3f} | {m['d_input']:.3f} | {m['d_reference']:.3f} | "
         f"{m['d_warped_reference']:.3f} | {max(m['d_colour_copy_bound'], 0.0):.3f} | "
+        f"{m['d_identity_copy']:.3f} | "
         f"{m.get('gaze_err_vs_input', float('nan')):.3f} | "
         f"{m.get('gaze_err_vs_reference', float('nan')):.3f} | "
         f"{m.get('gaze_err_floor', float('nan')):.3f} | {m['finetune_seconds']:.1f} |",

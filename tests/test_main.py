@@ -182,27 +182,63 @@ def test_invert_toy_edge_steps_match_the_edges_of_a_restyled_image():
     assert torch.equal(w0, w_start) and err(w1) < 0.8 * err(w0)
 
 
-def test_colour_copy_bound_keeps_the_inputs_geometry_and_takes_the_references_colours():
+def test_colour_copy_keeps_the_inputs_geometry_and_takes_the_references_colours():
     """The benchmark's colour-copy bound: the truth when the reference is the input itself; on a
     fixed-palette style (neon) it is the truth for any reference; on popart (background colour
     from the input's background hue) its colours are off while its edges stay nearer the truth's
     than another face's do (posterising other tones moves some edges)."""
-    from jojogan.__main__ import colour_copy_bound
+    from jojogan.__main__ import reference_copy
     from jojogan.toy.render import render_torch, sample_params
     from jojogan.toy.score import palette_distance, structure_similarity
 
     p_u, p_ref = sample_params(20_000, 8), sample_params(10_000, 1)
     assert torch.equal(
-        colour_copy_bound(p_u[:1], p_u[:1], "popart", 64), render_torch(p_u[:1], "popart", 64)
+        reference_copy(p_u[:1], p_u[:1], "popart", 64, ("colour",)),
+        render_torch(p_u[:1], "popart", 64),
     )
-    neon = colour_copy_bound(p_u, p_ref, "neon", 64)
+    neon = reference_copy(p_u, p_ref, "neon", 64, ("colour",))
     assert (neon - render_torch(p_u, "neon", 64)).abs().max() < 0.2
-    pop, truth = colour_copy_bound(p_u, p_ref, "popart", 64), render_torch(p_u, "popart", 64)
+    pop = reference_copy(p_u, p_ref, "popart", 64, ("colour",))
+    truth = render_torch(p_u, "popart", 64)
     other = render_torch(sample_params(30_000, 8), "popart", 64)
     assert (
         structure_similarity(pop, truth).mean() > structure_similarity(other, truth).mean() + 0.15
     )
     assert palette_distance(pop, truth).mean() > 0.2
+
+
+def test_reference_copy_takes_exactly_the_named_fields_from_the_reference():
+    """reference_copy renders p_u with the named fields (or groups) replaced by p_ref[0]'s and
+    nothing else: the identity copy (geometry and gaze) keeps the inputs' colours and pose; a
+    single field (popart's background hue) changes only that; unknown names and an empty
+    reference are clear errors."""
+    from jojogan.__main__ import reference_copy
+    from jojogan.toy.render import (
+        FIELD_GROUPS,
+        FIELD_INDEX,
+        FaceParams,
+        render_torch,
+        sample_params,
+    )
+
+    p_u, p_ref = sample_params(20_000, 4), sample_params(10_000, 1)
+    ident = [FIELD_INDEX[f] for f in FIELD_GROUPS["geometry"] + FIELD_GROUPS["gaze"]]
+    want = p_u.values.copy()
+    want[:, ident] = p_ref.values[0, ident]
+    assert torch.equal(
+        reference_copy(p_u, p_ref, "sketch", 64, ("geometry", "gaze")),
+        render_torch(FaceParams(want), "sketch", 64),
+    )
+    bg = FIELD_INDEX["bg_hue"]
+    want = p_u.values.copy()
+    want[:, bg] = p_ref.values[0, bg]
+    got = reference_copy(p_u, p_ref, "popart", 64, ("bg_hue",))
+    assert torch.equal(got, render_torch(FaceParams(want), "popart", 64))
+    assert not torch.equal(got, render_torch(p_u, "popart", 64))
+    with pytest.raises(ValueError, match="unknown field or group 'eyes'"):
+        reference_copy(p_u, p_ref, "sketch", 64, ("eyes",))
+    with pytest.raises(ValueError, match="no face"):
+        reference_copy(p_u, FaceParams(p_ref.values[:0]), "sketch", 64, ("gaze",))
 
 
 def test_warped_reference_follows_the_flow_from_source_to_target():
