@@ -35,15 +35,17 @@ input's layout but none of the input's own features.
         # styles this package has never seen: my_styles.py decorates functions with
         # @jojogan.toy.render.register_style (see benchmarks/example_styles.py)
 
-Recipes (`jojogan.__main__.RECIPES`): "edges" (default) is "paper" with the reference's
-encoder code then matched to the reference's edges (200 steps; `jojogan.invert` objective
-"edges"); "paper" is the released code's, and the Finetune node's defaults (every layer, taps
-1,3,4,5, colour loss, 300 steps, encoder codes as they are); "structure" adds two terms on
-random faces; "fine" trains only the synthesis layers of the two finest resolutions, with the L1 of
-the discriminator's first features on luminance, 600 steps, from encoder codes refined by 100
-optimisation steps (an earlier default: about the same scores, photo-like outputs; see
-docs/toy_recipe_sweep.md). Flags such as --steps, --taps, --train-layers, --grayscale,
---refine-steps, --reference-edge-steps override single fields.
+Recipes (`jojogan.__main__.RECIPES`): "refined" (default) is "edges" with each input's encoder
+code refined by 300 optimisation steps on pixels and discriminator features; "edges" is "paper"
+with the reference's encoder code then matched to the reference's edges (200 steps;
+`jojogan.invert` objective "edges"); "paper" is the released code's, and the Finetune node's
+defaults (every layer, taps 1,3,4,5, colour loss, 300 steps, encoder codes as they are);
+"structure" adds two terms on random faces; "fine" trains only the synthesis layers of the two
+finest resolutions, with the L1 of the discriminator's first features on luminance, 600 steps,
+from encoder codes refined by 100 optimisation steps (an earlier default: about the same
+scores, photo-like outputs; see docs/toy_recipe_sweep.md). Flags such as --steps, --taps,
+--train-layers, --grayscale, --refine-steps, --reference-edge-steps, --input-refine-steps
+override single fields.
 
 Needs the trained toy model (jojogan/toy/weights, --toy-dir or $JOJOGAN_TOY_DIR); without it,
 it stops with a clear message (no stand-in model: the numbers would mean nothing).

@@ -205,10 +205,12 @@ FACE_IMAGE = "jojogan_face.png"
 VIDEO = "jojogan_video.mp4"
 
 
-def _invert(id_, gen, images, pos, encoder=None, method="encoder", **kw):
+def _invert(id_, gen, images, pos, encoder=None, method="encoder", discriminator=None, **kw):
     links = {"generator": gen, "images": images}
     if encoder is not None:
         links["encoder"] = encoder
+    if discriminator is not None:
+        links["discriminator"] = discriminator
     widgets = {
         "method": method,
         "steps": 300,
@@ -354,7 +356,19 @@ def workflows() -> list[Workflow]:
             ),
             _dataset(5, (1, 0), (2, 0), (4, 0), (760, 0)),
             _finetune(6, (1, 0), (1, 1), (5, 0), (1140, 0)),
-            _invert(7, (1, 0), (3, 0), (380, 520), encoder=(1, 2)),
+            # the inputs as the default toy recipe ("refined") inverts them: the encoder's codes
+            # refined toward the photos (pixels and discriminator features)
+            _invert(
+                7,
+                (1, 0),
+                (3, 0),
+                (380, 520),
+                encoder=(1, 2),
+                discriminator=(1, 1),
+                method="optimize",
+                steps=300,
+                lr=0.01,
+            ),
             _stylize(8, (6, 0), (7, 0), (1520, 300)),
             _save(9, (8, 0), "jojogan/toy_stylized", (1900, 300)),
             N(

@@ -32,14 +32,15 @@ def _args(*argv: str) -> argparse.Namespace:
 
 def test_default_recipe_fine_tunes_as_the_released_code_and_the_finetune_node():
     """The demo and the benchmark fine-tune as a Finetune node does with its default widgets
-    (FinetuneSettings' defaults, the released code's, 300 steps); the default recipe ("edges")
-    differs from "paper" only in the reference's inversion (the toy workflow's Invert node does
-    the same: tests/test_workflows.py)."""
+    (FinetuneSettings' defaults, the released code's, 300 steps); the default recipe
+    ("refined") differs from "paper" only in the inversions, the reference's and the inputs'
+    (the toy workflow's Invert nodes do the same: tests/test_workflows.py)."""
     from jojogan.finetune import FinetuneSettings
 
-    assert DEFAULT_RECIPE == "edges" and _args().recipe == DEFAULT_RECIPE
+    assert DEFAULT_RECIPE == "refined" and _args().recipe == DEFAULT_RECIPE
     st, inv = toy_settings(tiny_g(), seed=0)
-    assert st == FinetuneSettings(steps=300, seed=0) and inv == ToyInversion(0, 200)
+    assert st == FinetuneSettings(steps=300, seed=0) and inv == ToyInversion(0, 200, 300)
+    assert toy_settings(tiny_g(), "edges", seed=0) == (st, ToyInversion(0, 200))
     st_p, inv_p = toy_settings(tiny_g(), "paper", seed=0)
     assert st_p == st and inv_p == ToyInversion(0, 0)
     assert FinetuneSettings().steps == 300  # the node's default steps widget
@@ -97,6 +98,7 @@ def test_structure_recipe_is_paper_plus_the_random_face_terms():
         (("--train-layers", ""), "--train-layers is empty"),
         (("--refine-steps", "-1"), "refine_steps"),
         (("--reference-edge-steps", "-2"), "reference_edge_steps"),
+        (("--input-refine-steps", "-3"), "input_refine_steps"),
         (("--lr", "-1"), "lr"),
         (("--gram-weight", "-1"), "gram_weight"),
         (("--random-faces", "0"), "random_faces"),
@@ -152,6 +154,40 @@ def test_edges_recipe_is_paper_plus_the_references_code_matched_to_its_edges():
     _, inv = settings_from_args(g, _args("--recipe", "edges", "--reference-edge-steps", "0"))
     assert inv == ToyInversion()
     assert "matched to its edges 200 steps" in _describe(st, ToyInversion(0, 200))
+    _, inv = settings_from_args(g, _args("--input-refine-steps", "40"))
+    assert inv == ToyInversion(refine_steps=0, reference_edge_steps=200, input_refine_steps=40)
+    assert "the inputs' codes refined 40 more steps" in _describe(st, inv)
+
+
+def test_toy_quality_refines_the_inputs_codes_and_not_the_references(monkeypatch):
+    """input_refine_steps reaches the inputs' inversion only (on top of refine_steps); the
+    reference's takes refine_steps and its edge steps, and the metrics say which was used.
+    (Wiring only: invert_toy and the warp are recorded / stubbed, the fine-tune is 2 steps.)"""
+    import jojogan.__main__ as cli
+    import jojogan.toy.score as score
+    from jojogan.finetune import FinetuneSettings
+
+    g, d = tiny_g(), tiny_d()
+    calls, real = [], cli.invert_toy
+
+    def record(images, g_, d_, enc, steps=150, refine_steps=0, edge_steps=0):
+        calls.append((images.shape[0], refine_steps, edge_steps))
+        return real(images, g_, d_, enc, steps=2)
+
+    monkeypatch.setattr(cli, "invert_toy", record)
+    monkeypatch.setattr(score, "warp_to_layouts", lambda ref, drawn, photos: photos)
+    m = cli.toy_style_quality(
+        g,
+        d,
+        None,
+        "sketch",
+        n_unseen=16,
+        settings=FinetuneSettings(steps=2),
+        inversion=ToyInversion(refine_steps=3, reference_edge_steps=5, input_refine_steps=7),
+        measure_gaze=False,
+    )
+    assert calls == [(1, 3, 5), (16, 10, 0)]
+    assert (m["refine_steps"], m["reference_edge_steps"], m["input_refine_steps"]) == (3, 5, 7)
 
 
 def test_invert_toy_edge_steps_match_the_edges_of_a_restyled_image():

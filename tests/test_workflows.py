@@ -250,6 +250,9 @@ def test_toy_workflow_runs_end_to_end_through_the_nodes(pack, tmp_path_factory, 
     monkeypatch.setenv("JOJOGAN_CACHE", str(tmp_path_factory.mktemp("cache")))
     torch.set_num_threads(1)
     wf = json.loads((WF_DIR / "api" / "jojogan_toy_demo.json").read_text())
+    # the inputs' refinement runs as the workflow says, shorter (its 300 steps are the default
+    # recipe's: test_toy_workflow_inverts_as_the_default_toy_recipe)
+    wf["7"]["inputs"]["steps"] = 20
     if "TINY" in label:
         wf["6"]["inputs"]["steps"] = 20  # the stand-in is for wiring, not for quality
     saved = run_api(wf, pack.NODE_CLASS_MAPPINGS)
@@ -266,18 +269,22 @@ def test_toy_workflow_runs_end_to_end_through_the_nodes(pack, tmp_path_factory, 
     torch.testing.assert_close(per_input[:, 2], stylized, atol=1e-5, rtol=0)
 
 
-def test_toy_workflow_inverts_its_reference_as_the_default_toy_recipe():
+def test_toy_workflow_inverts_as_the_default_toy_recipe():
     """The toy workflow and `python -m jojogan demo` do the same: the encoder's code of the
-    reference, then EDGE_STEPS steps matching its edges at EDGE_LR; the inputs by the encoder."""
-    from jojogan.__main__ import EDGE_LR, toy_settings
+    reference, then EDGE_STEPS steps matching its edges at EDGE_LR; the inputs' encoder codes
+    refined input_refine_steps steps at REFINE_LR on pixels and the discriminator's features."""
+    from jojogan.__main__ import EDGE_LR, REFINE_LR, toy_settings
 
     _, inv = toy_settings(None)
     wf = json.loads((WF_DIR / "api" / "jojogan_toy_demo.json").read_text())
     ref_inv, photo_inv = wf["4"]["inputs"], wf["7"]["inputs"]
     assert ref_inv["method"] == "optimize" and ref_inv["objective"] == "edges"
     assert ref_inv["encoder"] == ["1", 2] and inv.refine_steps == 0
+    assert "discriminator" not in ref_inv
     assert (ref_inv["steps"], ref_inv["lr"]) == (inv.reference_edge_steps, EDGE_LR)
-    assert photo_inv["method"] == "encoder" and photo_inv["objective"] == "pixel"
+    assert photo_inv["method"] == "optimize" and photo_inv["objective"] == "pixel"
+    assert photo_inv["encoder"] == ["1", 2] and photo_inv["discriminator"] == ["1", 1]
+    assert (photo_inv["steps"], photo_inv["lr"]) == (inv.input_refine_steps, REFINE_LR)
 
 
 def test_toy_workflow_without_toy_model_fails_with_a_clear_message(pack, tmp_path, monkeypatch):
