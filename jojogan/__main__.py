@@ -90,8 +90,8 @@ RECIPES["structure"] = {**RECIPES["paper"], "structure_weight": 0.1, "gram_weigh
 #     encoder reads a photo's features badly (geometry error 0.22 against a floor of 0.14 and a
 #     constant guess's 0.25); refined codes bring every style's output nearer the input's
 #     identity, d better on 13 of 16 benchmark style runs and x0.01 lower on the other 3
-#     (docs/toy_recipe_sweep.md). The toy workflow's input Invert node
-#     does the same (method optimize, the encoder and discriminator connected, objective pixel).
+#     (docs/toy_recipe_sweep.md). The toy workflow's input Invert node does the same (method
+#     optimize, the encoder and discriminator connected, objective pixel).
 EDGE_STEPS = 200
 EDGE_LR = 0.01
 INPUT_REFINE_STEPS = 300
