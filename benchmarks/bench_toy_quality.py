@@ -25,12 +25,17 @@ does not follow the input's identity (hence the geometry and gaze columns). The 
 reference" column is a third, non-learned baseline: the reference moved onto each input's outline
 by a smooth flow fitted from the base generator's drawing of the reference's code to the input
 photo (`jojogan.toy.score.warp_to_layouts`); it carries the reference's lines and colours to the
-input's layout but none of the input's own features.
+input's layout but none of the input's own features. With --supervised-bound K, a last column
+gives a **supervised bound**: the same fine-tune given K true pairs (each face's style render
+paired with the code of its own photo, no mixing), which no user has: how well this generator
+can draw the style and each input's identity at all. The one-shot geometry and gaze errors are
+read against it as well as against the truth's floor.
 
     python benchmarks/bench_toy_quality.py                         # cartoon, sketch, ink
     python benchmarks/bench_toy_quality.py --styles neon watercolor --n 32
     python benchmarks/bench_toy_quality.py --recipe fine            # finest layers, luminance
     python benchmarks/bench_toy_quality.py --grid docs/toy_quality.png   # and show the outputs
+    python benchmarks/bench_toy_quality.py --supervised-bound 8     # + the 8-pair bound
     python benchmarks/bench_toy_quality.py --style-module my_styles.py --styles my_style
         # styles this package has never seen: my_styles.py decorates functions with
         # @jojogan.toy.render.register_style (see benchmarks/example_styles.py)
@@ -80,9 +85,20 @@ def main() -> int:
         help="also write a PNG: per style, the reference then 8 inputs, their truth in the style "
         "and the stylized outputs",
     )
+    ap.add_argument(
+        "--supervised-bound",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also fine-tune on K true pairs per style (no mixing) and report that supervised "
+        "bound's d, geometry and gaze errors (0 = off; about a minute per style at K = 8)",
+    )
     add_recipe_arguments(ap)
     add_style_module_argument(ap)
     a = ap.parse_args()
+    if a.supervised_bound < 0:
+        print("bench_toy_quality: --supervised-bound must be >= 0", file=sys.stderr)
+        return 2
 
     import torch
 
@@ -156,6 +172,7 @@ def main() -> int:
             measure_gaze=not a.no_gaze,
             inversion=inversion,
             code_cache=cache,
+            supervised_pairs=a.supervised_bound,
         )
         rows.append(m)
         print(f"  {style}: {m['finetune_seconds']:.1f} s fine-tune", file=sys.stderr)
@@ -164,12 +181,14 @@ def main() -> int:
         v = m.get(k)
         return "n/a" if v is None else f"{v:.3f}"
 
+    sup = a.supervised_bound > 0
+    sup_head = f" supervised bound ({a.supervised_bound} pairs): d / geometry / gaze err |"
     print(
         "| style | d(stylized) | d(input) | d(reference) | beats both | warped reference | "
         "colour-copy bound | identity copy | geometry err vs input / vs reference (floor) | "
-        "gaze err vs input / vs reference (floor) | fine-tune s |"
+        "gaze err vs input / vs reference (floor) | fine-tune s |" + (sup_head if sup else "")
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if sup else ""))
     for m in rows:
         best_base = min(m["d_input"], m["d_reference"])
         beats = "yes" if m["d_stylized"] < best_base else "NO"
@@ -185,6 +204,12 @@ def main() -> int:
             f"({f(m, 'geometry_err_floor')}) | "
             f"{f(m, 'gaze_err_vs_input')} / {f(m, 'gaze_err_vs_reference')} "
             f"({f(m, 'gaze_err_floor')}) | {m['finetune_seconds']:.1f} |"
+            + (
+                f" {m['d_supervised']:.3f} (x{best_base / max(m['d_supervised'], 1e-9):.2f}) / "
+                f"{f(m, 'geometry_err_supervised')} / {f(m, 'gaze_err_supervised')} |"
+                if sup
+                else ""
+            )
         )
     if a.grid:
         grid_rows = []
@@ -204,6 +229,12 @@ def main() -> int:
         "paper's known failure with all else right; x likewise). "
         "warped reference: a non-learned baseline, the reference moved onto each input's "
         "outline by a smooth flow (jojogan.toy.score.warp_to_layouts); x as for the mapper"
+        + (
+            f". supervised bound: the same fine-tune on {a.supervised_bound} true pairs without "
+            "mixing (pairs no user has); its errors against the input"
+            if sup
+            else ""
+        )
     )
     return 0
 

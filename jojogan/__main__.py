@@ -292,6 +292,41 @@ def _gaze(images: Tensor, params: Any, style: str) -> np.ndarray:
     return fit.values[:, [FIELD_INDEX["gaze_x"], FIELD_INDEX["gaze_y"]]]
 
 
+SUPERVISED_SEED = 30_000  # the supervised bound's pairs: sample_params(SUPERVISED_SEED + seed, K)
+
+
+def _supervised_bound(
+    g: nn.Module,
+    d: nn.Module,
+    enc: nn.Module | None,
+    style: str,
+    settings: Any,
+    k: int,
+    seed: int,
+    input_steps: int,
+    code_cache: dict | None,
+) -> nn.Module:
+    """`toy_style_quality`'s supervised bound: the generator ``settings``' fine-tune makes
+    without mixing (blend 0) from k true pairs, render(p_j, style) and the code of
+    render(p_j, photo) (inverted as the inputs are; cached in ``code_cache`` with theirs)."""
+    import dataclasses
+
+    from jojogan.finetune import finetune
+    from jojogan.toy.render import render_torch, sample_params
+
+    dev = g.input.input.device
+    p_pairs = sample_params(SUPERVISED_SEED + seed, k)
+    key = ("supervised", k, seed, input_steps, str(dev))
+    pair_codes = None if code_cache is None else code_cache.get(key)
+    if pair_codes is None:
+        photos = render_torch(p_pairs, "photo", g.size, dev)
+        pair_codes = invert_toy(photos, g, d, enc, refine_steps=input_steps)
+        if code_cache is not None:
+            code_cache[key] = pair_codes
+    targets = render_torch(p_pairs, style, g.size, dev)
+    return finetune(g, d, targets, pair_codes, dataclasses.replace(settings, blend=0.0)).generator
+
+
 def toy_style_quality(
     g: nn.Module,
     d: nn.Module,
@@ -307,6 +342,7 @@ def toy_style_quality(
     callback: Any = None,
     inversion: ToyInversion | None = None,
     code_cache: dict | None = None,
+    supervised_pairs: int = 0,
 ) -> dict[str, Any]:
     """One-shot fine-tune on render(p_ref, style); score stylize(render(p_u, photo)) against
     render(p_u, style) over ``n_unseen`` unseen faces, next to two baselines (the input unchanged
@@ -332,6 +368,10 @@ def toy_style_quality(
     from jojogan.toy.render import FIELD_INDEX, FaceParams, render_torch, sample_params
     from jojogan.toy.score import param_errors, warp_to_layouts
 
+    if isinstance(supervised_pairs, bool) or not isinstance(supervised_pairs, int):
+        raise ValueError(f"supervised_pairs must be a whole number, got {supervised_pairs!r}")
+    if supervised_pairs < 0:
+        raise ValueError(f"supervised_pairs must be >= 0 (0 = off), got {supervised_pairs}")
     if settings is None:
         settings, default_inv = toy_settings(g, seed=seed)
         inversion = default_inv if inversion is None else inversion
@@ -357,6 +397,12 @@ def toy_style_quality(
         if code_cache is not None:
             code_cache[key] = codes
     outs = {a: stylize(res.generator, codes, base=g, intensity=a) for a in intensities}
+    sup_out = None
+    if supervised_pairs:
+        g_sup = _supervised_bound(
+            g, d, enc, style, settings, supervised_pairs, seed, input_steps, code_cache
+        )
+        sup_out = stylize(g_sup, codes, base=g, intensity=1.0)
     out = outs[max(intensities)]
     recon = stylize(res.generator, codes, base=g, intensity=0.0)
     refs = ref.expand_as(truth)
@@ -385,6 +431,9 @@ def toy_style_quality(
         "l1_input": float((photos - truth).abs().mean()),
         "l1_reference": float((refs - truth).abs().mean()),
     }
+    if sup_out is not None:
+        m["supervised_pairs"] = int(supervised_pairs)
+        m["d_supervised"] = float(d_style(sup_out, truth).mean())
     if regressor is not None:
         pred = regressor.predict(out)
         m["geometry_err_vs_input"] = param_errors(pred, p_u)["geometry"]
@@ -392,6 +441,8 @@ def toy_style_quality(
             pred, FaceParams(np.repeat(p_ref.values, n_unseen, 0))
         )["geometry"]
         m["geometry_err_floor"] = param_errors(regressor.predict(truth), p_u)["geometry"]
+        if sup_out is not None:
+            m["geometry_err_supervised"] = param_errors(regressor.predict(sup_out), p_u)["geometry"]
     if measure_gaze:
         cols = [FIELD_INDEX["gaze_x"], FIELD_INDEX["gaze_y"]]
         gz = _gaze(out, p_u, style)
@@ -399,6 +450,9 @@ def toy_style_quality(
         m["gaze_err_vs_input"] = float(np.abs(gz - p_u.values[:, cols]).mean())
         m["gaze_err_vs_reference"] = float(np.abs(gz - p_ref.values[:, cols]).mean())
         m["gaze_err_floor"] = float(np.abs(gz_truth - p_u.values[:, cols]).mean())
+        if sup_out is not None:
+            gz_sup = _gaze(sup_out, p_u, style)
+            m["gaze_err_supervised"] = float(np.abs(gz_sup - p_u.values[:, cols]).mean())
     m["images"] = {
         "reference": ref,
         "photos": photos,

@@ -303,3 +303,61 @@ def test_warped_reference_follows_the_flow_from_source_to_target():
         warp_to_layouts(ink.expand(2, -1, -1, -1), photo, photo)
     with pytest.raises(ValueError, match="targets"):
         warp_to_layouts(ink, photo, photo[:, :, :32])
+
+
+def test_supervised_bound_fine_tunes_on_true_pairs_without_mixing(monkeypatch):
+    """supervised_pairs=K: a second fine-tune with the one-shot's settings but blend 0, on K
+    style renders each paired with the inversion of its own photo (inverted as the inputs are),
+    and d of its outputs on the same inputs. (Wiring: the inversion and the warp are cut short,
+    the fine-tunes are 2 steps.)"""
+    import dataclasses
+
+    import jojogan.__main__ as cli
+    import jojogan.finetune as ft
+    import jojogan.toy.score as score
+    from jojogan.finetune import FinetuneSettings
+    from jojogan.toy.render import render_torch, sample_params
+
+    g, d = tiny_g(), tiny_d()
+    inverted, tuned, real_inv, real_ft = [], [], cli.invert_toy, ft.finetune
+
+    def record_inv(images, g_, d_, enc, steps=150, refine_steps=0, edge_steps=0):
+        inverted.append((images.clone(), refine_steps))
+        return real_inv(images, g_, d_, enc, steps=2)
+
+    def record_ft(g_, d_, refs, codes, settings, **kw):
+        tuned.append((refs.clone(), codes.clone(), settings))
+        return real_ft(g_, d_, refs, codes, settings, **kw)
+
+    monkeypatch.setattr(cli, "invert_toy", record_inv)
+    monkeypatch.setattr(ft, "finetune", record_ft)
+    monkeypatch.setattr(score, "warp_to_layouts", lambda ref, drawn, photos: photos)
+    one_shot = FinetuneSettings(steps=2, blend=0.7, seed=4)
+    cache: dict = {}
+    kw = dict(n_unseen=16, settings=one_shot, seed=1, measure_gaze=False, code_cache=cache)
+    inv = ToyInversion(input_refine_steps=5)
+    m = cli.toy_style_quality(g, d, None, "sketch", inversion=inv, supervised_pairs=3, **kw)
+
+    p_pairs = sample_params(cli.SUPERVISED_SEED + 1, 3)
+    assert len(tuned) == 2 and tuned[0][2] is one_shot
+    refs, codes, st = tuned[1]
+    assert torch.equal(refs, render_torch(p_pairs, "sketch", g.size))
+    assert st.blend == 0.0 and dataclasses.replace(st, blend=0.7) == one_shot
+    pair_photos, pair_steps = inverted[-1]
+    assert torch.equal(pair_photos, render_torch(p_pairs, "photo", g.size)) and pair_steps == 5
+    assert codes.shape[0] == 3 and m["supervised_pairs"] == 3
+    assert m["d_supervised"] > 0 and m["d_supervised"] != m["d_stylized"]
+    # the pairs' codes are inverted once per run, like the inputs'
+    cli.toy_style_quality(g, d, None, "ink", inversion=inv, supervised_pairs=3, **kw)
+    assert len(inverted) == 4  # 2 references + the inputs once + the pairs once
+    m0 = cli.toy_style_quality(g, d, None, "ink", inversion=inv, **kw)
+    assert "d_supervised" not in m0
+
+
+@pytest.mark.parametrize("k", [-1, True, 2.0])
+def test_supervised_bound_rejects_bad_pair_counts_before_any_work(k, monkeypatch):
+    import jojogan.__main__ as cli
+
+    monkeypatch.setattr(cli, "invert_toy", lambda *a, **k: pytest.fail("worked first"))
+    with pytest.raises(ValueError, match="supervised_pairs"):
+        cli.toy_style_quality(tiny_g(), tiny_d(), None, "sketch", supervised_pairs=k)

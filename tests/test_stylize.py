@@ -136,7 +136,8 @@ def test_demo_without_toy_weights_is_a_clear_error(tmp_path, capsys):
 
 def test_demo_and_benchmark_take_styles_from_a_file(style_registry, tmp_path, capsys):
     """--style-module registers styles the package has not seen: the style is accepted (the
-    run then stops only because this toy folder is empty), an unknown one is refused."""
+    run then stops only because this toy folder is empty), an unknown one is refused; so is a
+    negative --supervised-bound."""
     import subprocess
     import sys
 
@@ -159,6 +160,10 @@ def test_demo_and_benchmark_take_styles_from_a_file(style_registry, tmp_path, ca
         [*bench, "--styles", "blueprint", *empty[:2]], capture_output=True, text=True
     )
     assert run.returncode == 2 and "unknown styles ['blueprint']" in run.stderr, run.stderr
+    run = subprocess.run(
+        [*bench, "--supervised-bound", "-1", *empty[:2]], capture_output=True, text=True
+    )
+    assert run.returncode == 2 and "--supervised-bound must be >= 0" in run.stderr, run.stderr
 
 
 @pytest.mark.slow
