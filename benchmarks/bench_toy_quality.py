@@ -91,7 +91,8 @@ def main() -> int:
         default=0,
         metavar="K",
         help="also fine-tune on K true pairs per style (no mixing) and report that supervised "
-        "bound's d, geometry and gaze errors (0 = off; about a minute per style at K = 8)",
+        "bound's d, geometry and gaze errors (0 = off; at K = 8 about 80 s more per style on "
+        "one CPU thread, gaze included)",
     )
     add_recipe_arguments(ap)
     add_style_module_argument(ap)
