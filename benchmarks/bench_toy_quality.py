@@ -27,9 +27,10 @@ by a smooth flow fitted from the base generator's drawing of the reference's cod
 photo (`jojogan.toy.score.warp_to_layouts`); it carries the reference's lines and colours to the
 input's layout but none of the input's own features. With --supervised-bound K, a last column
 gives a **supervised bound**: the same fine-tune given K true pairs (each face's style render
-paired with the code of its own photo, no mixing), which no user has: how well this generator
-can draw the style and each input's identity at all. The one-shot geometry and gaze errors are
-read against it as well as against the truth's floor.
+paired with the code of its own photo, no mixing), which no user has: how well a fine-tune of
+this generator draws the style and each input's identity from K examples (more pairs raise it,
+more steps do not: docs/toy_recipe_sweep.md, "The bound's budget"). The one-shot geometry and
+gaze errors are read against it as well as against the truth's floor.
 
     python benchmarks/bench_toy_quality.py                         # cartoon, sketch, ink
     python benchmarks/bench_toy_quality.py --styles neon watercolor --n 32
