@@ -721,9 +721,19 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["download"]:  # the models command lives with the weights registry
+        from jojogan.weights import download_main
+
+        return download_main(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m jojogan", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     dm = sub.add_parser("demo", help="the whole pipeline on the toy-faces model, offline")
+    sub.add_parser(
+        "download",
+        help="get model files: download NAME... | --workflow FILE | --list (download --help)",
+        add_help=False,
+    )
     dm.add_argument("--toy-dir", default=None, help="folder with toy_stylegan2.safetensors")
     dm.add_argument("--style", default="ink", help="reference style (toy renderer)")
     add_recipe_arguments(dm)
