@@ -34,6 +34,7 @@ __all__ = [
     "validate_image_tensor",
     "comfy_to_core",
     "core_to_comfy",
+    "image_grid",
 ]
 
 #: Pillow format names we decode. Anything else (FITS, EPS, PSD, ICO, ...) is "unsupported format".
@@ -433,6 +434,25 @@ def validate_image_tensor(t: object, name: str = "image") -> torch.Tensor:
     elif c == 1:
         x = x.expand(*shape[:3], 3)
     return x.clamp(0.0, 1.0).contiguous()
+
+
+def image_grid(images: torch.Tensor, cols: int, pad: int = 4, fill: float = 1.0) -> torch.Tensor:
+    """Images ``[N,3,H,W]`` in row-major order -> one picture ``[3,H',W']`` with ``cols`` columns
+    (the last row filled with ``fill`` where N is not a multiple), ``pad`` pixels of ``fill``
+    around and between the cells. Same range and dtype as the input."""
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[0] < 1:
+        raise ValueError(f"image_grid: expected images [N,C,H,W] with N >= 1, got {images!r:.80}")
+    if cols < 1 or pad < 0:
+        raise ValueError(f"image_grid: cols must be >= 1 and pad >= 0, got {cols}, {pad}")
+    n, c, h, w = images.shape
+    cols = min(cols, n)
+    rows = -(-n // cols)
+    out = images.new_full((c, rows * (h + pad) + pad, cols * (w + pad) + pad), fill)
+    for k in range(n):
+        r, q = divmod(k, cols)
+        y, x = pad + r * (h + pad), pad + q * (w + pad)
+        out[:, y : y + h, x : x + w] = images[k]
+    return out
 
 
 def comfy_to_core(images: torch.Tensor, name: str = "image") -> torch.Tensor:

@@ -54,6 +54,7 @@ FEATURE_LAYERS = (1, 3, 4, 5)  # JoJoGAN's discriminator-feature taps
 _CHUNK = 1000
 
 Progress = Callable[[int, float], Any]
+Preview = Callable[[int, Tensor], Any]
 
 
 @dataclass(frozen=True)
@@ -247,6 +248,8 @@ def _optimize(
     mean_samples: int,
     init: Tensor | None = None,
     objective: str = "pixel",
+    preview: Preview | None = None,
+    preview_every: int = 0,
 ) -> Tensor:
     ref = next(generator.parameters())
     target = resize_square(images, generator.size).to(ref.device, ref.dtype)
@@ -291,6 +294,8 @@ def _optimize(
             opt.step()
             if progress is not None:
                 progress(step, loss.item())
+            if preview is not None and (step % preview_every == 0 or step == steps):
+                preview(step, img.detach())
     finally:
         for m, fl in zip(modules, flags, strict=True):
             for p, f in zip(m.parameters(), fl, strict=True):
@@ -317,6 +322,8 @@ def invert(
     mean_samples: int = MEAN_SAMPLES,
     init: Tensor | None = None,
     objective: str = "pixel",
+    preview: Preview | None = None,
+    preview_every: int = 0,
 ) -> Tensor | tuple[Tensor, list[Tensor]]:
     """Invert aligned faces into ``generator``'s latent space (JoJoGAN step 1).
 
@@ -325,7 +332,9 @@ def invert(
     method: "encoder" (needs ``encoder``; ``n_iters`` for ReStyle, default 5), "optimize"
         (``steps`` Adam steps at ``lr`` from the mean W, or from ``init`` (W+ codes
         [B,n_latent,style_dim], e.g. an encoder's, to refine them), matching ``objective``;
-        ``progress(step, loss)`` after each step and may raise to cancel), "mean" (s-bar of
+        ``progress(step, loss)`` after each step and may raise to cancel; ``preview(step,
+        image)`` every ``preview_every`` steps and at the last, with the [B,3,H,W]
+        reconstruction that step started from), "mean" (s-bar of
         Sec. 4 from ``mean_samples`` z drawn with ``seed``),
         "blend" (Sec. 5.1: invert with ``encoder``, or by optimisation when none is given, then
         mix with the mean code through ``mask``, one weight in [0,1] per W+ layer
@@ -408,6 +417,10 @@ def invert(
             raise ValueError("invert: init contains NaN or infinite values")
     if progress is not None and not callable(progress):
         raise ValueError("invert: progress must be a callable(step, loss)")
+    if preview is not None:
+        if not callable(preview):
+            raise ValueError("invert: preview must be a callable(step, image)")
+        preview_every = _check_int("preview_every", preview_every)
     n_s = len(generator._style_layers()) if hasattr(generator, "_style_layers") else None
     n_s = getattr(generator, "n_styles", n_s)
     m = None
@@ -448,6 +461,8 @@ def invert(
                 mean_samples=mean_samples,
                 init=init,
                 objective=objective,
+                preview=preview,
+                preview_every=preview_every,
             )
         if method == "blend":
             mc = mean_codes(generator, n=mean_samples, seed=seed, cache=mean_cache)

@@ -361,3 +361,19 @@ def test_comfy_core_round_trip():
         core_to_comfy(torch.zeros(1, 2, 2, 3))
     with pytest.raises(ImageInputError, match="NaN"):
         core_to_comfy(torch.full((1, 3, 2, 2), float("nan")))
+
+
+def test_image_grid_lays_images_out_row_by_row_with_gaps():
+    from jojogan.images import image_grid
+
+    imgs = torch.arange(5, dtype=torch.float32).view(5, 1, 1, 1).expand(5, 3, 2, 3)
+    g = image_grid(imgs, cols=3, pad=1, fill=-1.0)
+    assert g.shape == (3, 2 * 3 + 1, 3 * 4 + 1)
+    for k in range(5):
+        r, c = divmod(k, 3)
+        cell = g[:, 1 + 3 * r : 3 + 3 * r, 1 + 4 * c : 4 + 4 * c]
+        assert torch.equal(cell, torch.full_like(cell, float(k)))
+    assert float(g[:, 4:6, 9:12].max()) == -1.0  # the missing sixth cell is background
+    assert float(g[:, 0].max()) == -1.0 and float(g[:, :, 4].max()) == -1.0
+    with pytest.raises(ValueError, match="image_grid"):
+        image_grid(torch.zeros(0, 3, 2, 2), cols=1)

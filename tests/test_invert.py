@@ -148,6 +148,28 @@ def test_progress_reports_every_step_and_can_cancel(gen, sample):
     assert all(p.grad is None for p in gen.parameters())
 
 
+def test_preview_shows_the_reconstruction_every_n_steps_and_at_the_last(gen, sample):
+    _, target = sample
+    shown = []
+    w = invert(
+        target,
+        gen,
+        "optimize",
+        steps=5,
+        mean_samples=500,
+        preview=lambda s, img: shown.append((s, img)),
+        preview_every=2,
+    )
+    assert [s for s, _ in shown] == [2, 4, 5]
+    assert all(img.shape == target.shape and not img.requires_grad for _, img in shown)
+    # the picture is the generator's drawing of the codes that step started from: the final
+    # codes draw something a little different from the last preview, and nothing changes w
+    assert torch.equal(w, invert(target, gen, "optimize", steps=5, mean_samples=500))
+    with torch.no_grad():
+        last = gen.synthesis(w, noise_mode="const")
+    assert 0 < float((last - shown[-1][1]).abs().mean()) < 0.5
+
+
 def test_mean_code_is_mean_of_mapping_and_styles(gen):
     n = 3000
     mc = mean_codes(gen, n=n, seed=7, cache={})
@@ -249,6 +271,8 @@ def test_blend_without_encoder_optimises(gen, sample):
         ({"method": "mean", "init": torch.zeros(1, 8, 64)}, "init is used by method='optimize'"),
         ({"method": "optimize", "objective": "lpips"}, "unknown objective"),
         ({"method": "mean", "objective": "edges"}, "applies to optimisation only"),
+        ({"method": "optimize", "preview": print, "preview_every": 0}, "preview_every"),
+        ({"method": "optimize", "preview": "x", "preview_every": 2}, "preview must be"),
     ],
 )
 def test_bad_arguments_fail_before_work(gen, sample, kwargs, match):
