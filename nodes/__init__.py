@@ -2,9 +2,10 @@
 
 The core library is imported as the top-level package ``jojogan`` (its modules import each other
 that way), so the pack's folder is put on ``sys.path`` when ``jojogan`` is not importable yet.
-Importing this package registers the ``models/jojogan`` and ``models/facedetection`` folders and
-hooks ComfyUI's "unload models" to clear the node layer's model cache (both only inside ComfyUI),
-and runs the toy style files listed in ``$JOJOGAN_TOY_STYLES`` (`host.load_toy_style_modules`).
+Importing this package (inside ComfyUI) registers and creates the ``models/jojogan`` and
+``models/facedetection`` folders and copies the pack's example inputs into ComfyUI's input folder
+(never over a file of the same name); everywhere it runs the toy style files listed in
+``$JOJOGAN_TOY_STYLES`` (`host.load_toy_style_modules`).
 """
 
 import os
@@ -36,7 +37,7 @@ from . import host  # noqa: E402
 from .definitions import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
 
 host.register_model_folders()
-host.hook_unload()
+host.install_example_inputs()
 host.load_toy_style_modules()
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

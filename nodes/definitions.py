@@ -2,8 +2,10 @@
 
 IMAGE is ``[B,H,W,3]`` float in [0,1] and MASK ``[B,H,W]``; the core takes ``[B,3,H,W]`` in
 [-1,1]: `jojogan.images.comfy_to_core` / `core_to_comfy` convert. Widgets carry the names and
-defaults of the core's settings (`FinetuneSettings`, `invert`, `stylize`, `sample`, `align_faces`).
-Bad input is a ValueError that starts with the node's display name and names the input.
+defaults of the core's settings (`FinetuneSettings`, `invert`, `stylize`, `sample`, `align_faces`);
+every input has a tooltip and every node a DESCRIPTION. Models wait on the CPU and run on
+ComfyUI's device only inside a node's call (`host.on_device`). Bad input is a ValueError that
+starts with the node's display name and names the input. Node ids: `nodes/ids.py`.
 """
 
 from __future__ import annotations
@@ -28,18 +30,32 @@ from jojogan import mixing as jmix
 from jojogan import style_model as jsm
 from jojogan import stylize as jst
 from jojogan.devices import PRECISIONS
-from jojogan.images import comfy_to_core, core_to_comfy
+from jojogan.images import comfy_to_core, core_to_comfy, image_grid
 
-from . import host
+from . import host, ids
 from . import sockets as S
 
+CATEGORY = "JoJoGAN"
+INT_MAX = 2**31 - 1
+PREVIEW_EVERY = 25  # steps between live previews in Finetune and optimisation inversion
+
+# Tooltips shared by several nodes.
 _PRECISION = (
     "float32: exact. tf32 (CUDA) and bf16 (autocast) are faster on GPUs with reduced precision "
     "(bf16 moved a fine-tune step's loss ~0.1% and its gradient ~2.5% in our tests)."
 )
-CATEGORY = "JoJoGAN"
-PREFIX = "JoJoGAN_"
-INT_MAX = 2**31 - 1
+_MISSING = (
+    " Files not in the folder yet are listed too: choosing one tells you where to get it and the "
+    "exact download command."
+)
+_SIZE = "Side of the aligned square crop in px: 1024 for the FFHQ generator, 64 for the toy model."
+_MIN_FACE = "Faces smaller than this (shorter side of the detector's box, px) are skipped."
+_DETECTOR = (
+    "Optional (Load Face Detector). Unconnected: auto = RetinaFace when facexlib and its weights "
+    "are installed, else dlib (bundled, offline)."
+)
+_STYLE_MODEL = "The fine-tuned generator: Finetune's output or Load Style Model."
+_LATENT = "Codes of the aligned faces to stylize (Invert)."
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -125,19 +141,16 @@ def _layer_range(n_layers: int, start: int, end: int, display: str) -> tuple[int
     return (start, end)
 
 
-def _to(latents: S.Latents, space: str, device: torch.device) -> torch.Tensor | list:
-    codes = latents.codes(space)
+def _to(codes: torch.Tensor | list, device: torch.device) -> torch.Tensor | list:
     if isinstance(codes, torch.Tensor):
         return codes.to(device)
     return [c.to(device) for c in codes]
 
 
-def _model_device(m: torch.nn.Module) -> torch.device:
-    return next(m.parameters()).device
-
-
 def _load_cached(kind: str, path: Path, load: Callable[[torch.device], Any]) -> Any:
-    device = host.torch_device()
+    """Build a model once per file version; it waits on `host.storage_device()` (the CPU inside
+    ComfyUI) and each node moves it to the compute device for its call."""
+    device = host.storage_device()
     key = (kind, *host.ModelCache.file_key(path), str(device))
 
     def build():
@@ -176,6 +189,19 @@ def _out(images: torch.Tensor, name: str = "output") -> torch.Tensor:
     return core_to_comfy(images, name).to(host.offload_device())
 
 
+def _preview_every() -> tuple:
+    return (
+        "INT",
+        {
+            "default": PREVIEW_EVERY,
+            "min": 0,
+            "max": 10_000,
+            "tooltip": "Show the current result inside the node every N steps (0 = progress bar "
+            "only). Each preview costs one generator forward pass.",
+        },
+    )
+
+
 # ----------------------------------------------------------------------------------- loaders
 
 
@@ -185,14 +211,29 @@ class LoadStyleGAN2:
     FUNCTION = "load"
     RETURN_TYPES = (S.GENERATOR, S.DISCRIMINATOR)
     RETURN_NAMES = ("generator", "discriminator")
+    OUTPUT_TOOLTIPS = (
+        "The base generator (g_ema), frozen.",
+        "Its discriminator (d): Finetune's loss. Missing from g_ema-only files.",
+    )
     DESCRIPTION = (
-        "A base StyleGAN2 checkpoint (rosinality layout, e.g. stylegan2-ffhq-config-f.pt, or our "
-        ".safetensors) from models/jojogan. Fine-tuning needs its discriminator 'd'."
+        "Load a base StyleGAN2 from models/jojogan: stylegan2-ffhq-config-f.pt (rosinality "
+        "layout; `python -m jojogan download stylegan2-ffhq-config-f.pt`) or a .safetensors "
+        "written by this pack. Fine-tuning needs the file's discriminator 'd'. Next: Invert."
     )
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"ckpt_name": (host.list_models(),)}}
+        return {
+            "required": {
+                "ckpt_name": (
+                    host.list_models("stylegan2"),
+                    {
+                        "tooltip": "Base StyleGAN2 checkpoint in models/jojogan (with g_ema and "
+                        "d)." + _MISSING
+                    },
+                )
+            }
+        }
 
     @_node_errors(DISPLAY)
     def load(self, ckpt_name: str):
@@ -214,7 +255,15 @@ class LoadToyModel:
     FUNCTION = "load"
     RETURN_TYPES = (S.GENERATOR, S.DISCRIMINATOR, S.ENCODER)
     RETURN_NAMES = ("generator", "discriminator", "encoder")
-    DESCRIPTION = "The small toy-faces StyleGAN2, discriminator and encoder shipped in the pack."
+    OUTPUT_TOOLTIPS = (
+        "The toy-faces generator (64 px).",
+        "Its discriminator, for Finetune.",
+        "Its encoder, for Invert.",
+    )
+    DESCRIPTION = (
+        "The small toy-faces StyleGAN2, discriminator and encoder shipped inside the pack: the "
+        "whole pipeline in a minute on a CPU, no download. Pair it with Toy Render."
+    )
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -248,11 +297,22 @@ class LoadEncoder:
     FUNCTION = "load"
     RETURN_TYPES = (S.ENCODER,)
     RETURN_NAMES = ("encoder",)
-    DESCRIPTION = "An e4e (e4e_ffhq_encode.pt) or ReStyle-pSp encoder from models/jojogan."
+    OUTPUT_TOOLTIPS = ("The encoder, for Invert (method encoder, or optimize's start).",)
+    DESCRIPTION = (
+        "Load an e4e (e4e_ffhq_encode.pt) or ReStyle-pSp (restyle_psp_ffhq_encode.pt) encoder "
+        "from models/jojogan; the kind is read from the file. Next: Invert."
+    )
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"encoder_name": (host.list_models(),)}}
+        return {
+            "required": {
+                "encoder_name": (
+                    host.list_models("encoder"),
+                    {"tooltip": "e4e or ReStyle encoder file in models/jojogan." + _MISSING},
+                )
+            }
+        }
 
     @_node_errors(DISPLAY)
     def load(self, encoder_name: str):
@@ -274,11 +334,22 @@ class LoadArcFace:
     FUNCTION = "load"
     RETURN_TYPES = (S.ARCFACE,)
     RETURN_NAMES = ("arcface",)
-    DESCRIPTION = "ArcFace IR-SE50 (model_ir_se50.pth) for Finetune's identity loss."
+    OUTPUT_TOOLTIPS = ("ArcFace, for Finetune's identity loss (id_weight > 0).",)
+    DESCRIPTION = (
+        "Load ArcFace IR-SE50 (model_ir_se50.pth) from models/jojogan for Finetune's identity "
+        "loss, which keeps the input's identity in colour-preserving styles."
+    )
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"model_name": (host.list_models(),)}}
+        return {
+            "required": {
+                "model_name": (
+                    host.list_models("arcface"),
+                    {"tooltip": "ArcFace IR-SE50 file in models/jojogan." + _MISSING},
+                )
+            }
+        }
 
     @_node_errors(DISPLAY)
     def load(self, model_name: str):
@@ -300,14 +371,26 @@ class LoadFaceDetector:
     FUNCTION = "load"
     RETURN_TYPES = (S.FACE_DETECTOR,)
     RETURN_NAMES = ("detector",)
+    OUTPUT_TOOLTIPS = ("The face detector, for Align Faces / Align Video.",)
     DESCRIPTION = (
-        "dlib (offline, bundled) or RetinaFace (facexlib; detection_Resnet50_Final.pth in "
-        "models/facedetection). auto: RetinaFace when available, else dlib."
+        "Choose the face detector of the Align nodes: dlib (bundled, offline) or RetinaFace "
+        "(pip install facexlib, and detection_Resnet50_Final.pth in models/facedetection)."
     )
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"backend": (["auto", "dlib", "retinaface"],)}}
+        return {
+            "required": {
+                "backend": (
+                    ["auto", "dlib", "retinaface"],
+                    {
+                        "tooltip": "auto: RetinaFace when facexlib and its weights are "
+                        "installed, else dlib. dlib: bundled, works offline. retinaface: better "
+                        "on small or turned faces, fast on a GPU."
+                    },
+                )
+            }
+        }
 
     @_node_errors(DISPLAY)
     def load(self, backend: str):
@@ -322,18 +405,34 @@ class LoadStyleModel:
     FUNCTION = "load"
     RETURN_TYPES = (S.STYLE_MODEL,)
     RETURN_NAMES = ("style_model",)
+    OUTPUT_TOOLTIPS = ("The fine-tuned generator, for Stylize, Interpolate Style, Sample.",)
     DESCRIPTION = (
-        "A style model saved by Save Style Model (.safetensors), or a released JoJoGAN style "
-        "(.pt: jojo, disney, arcane_jinx, ...), for the base generator it was made from."
+        "Load a style model saved by Save Style Model (.safetensors), or a released JoJoGAN "
+        "style (jojo.pt, disney.pt, arcane_jinx.pt, ...), for the base generator it was made "
+        "from. Next: Stylize."
     )
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "generator": (S.GENERATOR,),
-                "style_name": (host.list_models(),),
-                "check_base": ("BOOLEAN", {"default": True}),
+                "generator": (
+                    S.GENERATOR,
+                    {"tooltip": "The base generator the style was fine-tuned from."},
+                ),
+                "style_name": (
+                    host.list_models("style"),
+                    {"tooltip": "Style model file in models/jojogan." + _MISSING},
+                ),
+                "check_base": (
+                    "BOOLEAN",
+                    {
+                        "default": True,
+                        "tooltip": "Refuse a style model made from another base generator "
+                        "(our .safetensors record the base's identity; released .pt styles do "
+                        "not).",
+                    },
+                ),
             }
         }
 
@@ -358,18 +457,33 @@ class SaveStyleModel:
     OUTPUT_NODE = True
     RETURN_TYPES = ("STRING",)
     RETURN_NAMES = ("path",)
+    OUTPUT_TOOLTIPS = ("Where the file was written.",)
     DESCRIPTION = (
         "Write the style model as .safetensors (with its settings and base-model identity) into "
-        "models/jojogan/<prefix>_00001.safetensors; never overwrites a file."
+        "models/jojogan/<prefix>_00001.safetensors; never overwrites a file. Load it again with "
+        "Load Style Model."
     )
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "style_model": (S.STYLE_MODEL,),
-                "filename_prefix": ("STRING", {"default": "styles/jojogan_style"}),
-                "dtype": (["float16", "float32"],),
+                "style_model": (S.STYLE_MODEL, {"tooltip": _STYLE_MODEL}),
+                "filename_prefix": (
+                    "STRING",
+                    {
+                        "default": "styles/jojogan_style",
+                        "tooltip": "Name inside models/jojogan; a counter and .safetensors are "
+                        "added (styles/jojogan_style_00001.safetensors).",
+                    },
+                ),
+                "dtype": (
+                    ["float16", "float32"],
+                    {
+                        "tooltip": "float16 halves the file with no visible change; float32 "
+                        "keeps the weights exactly."
+                    },
+                ),
             }
         }
 
@@ -411,21 +525,42 @@ class AlignFaces:
     FUNCTION = "align"
     RETURN_TYPES = ("IMAGE", S.FACES)
     RETURN_NAMES = ("aligned", "faces")
-    DESCRIPTION = "Detect faces and FFHQ-align them (the crop the generator expects)."
+    OUTPUT_TOOLTIPS = (
+        "The aligned square crops, for Invert (and as references).",
+        "Where each crop came from, for Paste Back.",
+    )
+    DESCRIPTION = (
+        "Detect faces and FFHQ-align them: the crop the generator was trained on. Use it on "
+        "style references and on photos alike. Next: Invert."
+    )
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "images": ("IMAGE",),
-                "size": ("INT", {"default": 1024, "min": 16, "max": 4096, "step": 8}),
-                "which": (["largest", "all"],),
+                "images": ("IMAGE", {"tooltip": "Photos of any size (Load Image)."}),
+                "size": (
+                    "INT",
+                    {"default": 1024, "min": 16, "max": 4096, "step": 8, "tooltip": _SIZE},
+                ),
+                "which": (
+                    ["largest", "all"],
+                    {
+                        "tooltip": "largest: one face per photo; all: every face found (Paste "
+                        "Back puts each one back)."
+                    },
+                ),
                 "min_face": (
                     "FLOAT",
-                    {"default": float(jf.DEFAULT_MIN_FACE), "min": 1.0, "max": 4096.0},
+                    {
+                        "default": float(jf.DEFAULT_MIN_FACE),
+                        "min": 1.0,
+                        "max": 4096.0,
+                        "tooltip": _MIN_FACE,
+                    },
                 ),
             },
-            "optional": {"detector": (S.FACE_DETECTOR,)},
+            "optional": {"detector": (S.FACE_DETECTOR, {"tooltip": _DETECTOR})},
         }
 
     @_node_errors(DISPLAY)
@@ -465,27 +600,76 @@ class AlignVideo:
     FUNCTION = "align"
     RETURN_TYPES = ("IMAGE", S.FACES)
     RETURN_NAMES = ("aligned", "faces")
-    DESCRIPTION = "One face per frame, landmarks smoothed over time (no crop jitter)."
+    OUTPUT_TOOLTIPS = (
+        "One aligned crop per frame, for Invert.",
+        "Where each crop came from, for Paste Back.",
+    )
+    DESCRIPTION = (
+        "Align one face per video frame with the landmarks smoothed over time, so the crops do "
+        "not jitter. Connect Get Video Components' frames and fps."
+    )
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "frames": ("IMAGE",),
-                "size": ("INT", {"default": 1024, "min": 16, "max": 4096, "step": 8}),
-                "smooth": ("BOOLEAN", {"default": _default(jf.align_video, "smooth")}),
-                "fps": ("FLOAT", {"default": _default(jf.align_video, "fps"), "min": 1.0}),
+                "frames": (
+                    "IMAGE",
+                    {"tooltip": "The video's frames as one batch (Get Video Components)."},
+                ),
+                "size": (
+                    "INT",
+                    {"default": 1024, "min": 16, "max": 4096, "step": 8, "tooltip": _SIZE},
+                ),
+                "smooth": (
+                    "BOOLEAN",
+                    {
+                        "default": _default(jf.align_video, "smooth"),
+                        "tooltip": "Smooth the landmarks over time (a one-euro filter run "
+                        "forward and backward); off = each frame aligned on its own.",
+                    },
+                ),
+                "fps": (
+                    "FLOAT",
+                    {
+                        "default": _default(jf.align_video, "fps"),
+                        "min": 1.0,
+                        "max": 1000.0,
+                        "tooltip": "The clip's frame rate (connect Get Video Components' fps): "
+                        "the smoothing's cut-offs are in Hz.",
+                    },
+                ),
                 "min_cutoff": (
                     "FLOAT",
-                    {"default": _default(jf.align_video, "min_cutoff"), "min": 0.001},
+                    {
+                        "default": _default(jf.align_video, "min_cutoff"),
+                        "min": 0.001,
+                        "max": 100.0,
+                        "tooltip": "Lowest cut-off frequency (Hz): lower = steadier crop, more "
+                        "lag on slow moves.",
+                    },
                 ),
-                "beta": ("FLOAT", {"default": _default(jf.align_video, "beta"), "min": 0.0}),
+                "beta": (
+                    "FLOAT",
+                    {
+                        "default": _default(jf.align_video, "beta"),
+                        "min": 0.0,
+                        "max": 1000.0,
+                        "tooltip": "How fast the cut-off rises with speed: higher = less lag on "
+                        "fast head moves, more jitter.",
+                    },
+                ),
                 "min_face": (
                     "FLOAT",
-                    {"default": float(_default(jf.align_video, "min_face")), "min": 1.0},
+                    {
+                        "default": float(_default(jf.align_video, "min_face")),
+                        "min": 1.0,
+                        "max": 4096.0,
+                        "tooltip": _MIN_FACE,
+                    },
                 ),
             },
-            "optional": {"detector": (S.FACE_DETECTOR,)},
+            "optional": {"detector": (S.FACE_DETECTOR, {"tooltip": _DETECTOR})},
         }
 
     @_node_errors(DISPLAY)
@@ -516,18 +700,35 @@ class PasteBack:
     FUNCTION = "paste"
     RETURN_TYPES = ("IMAGE", "MASK")
     RETURN_NAMES = ("images", "mask")
-    DESCRIPTION = "Put stylized faces back into the photos they were aligned from."
+    OUTPUT_TOOLTIPS = ("The photos with their faces stylized.", "Where faces were pasted.")
+    DESCRIPTION = "Put stylized faces back into the photos (or frames) they were aligned from."
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "images": ("IMAGE",),
-                "stylized": ("IMAGE",),
-                "faces": (S.FACES,),
+                "images": (
+                    "IMAGE",
+                    {"tooltip": "The photos or frames the faces were aligned from."},
+                ),
+                "stylized": (
+                    "IMAGE",
+                    {"tooltip": "The stylized faces, in the order of 'faces' (Stylize)."},
+                ),
+                "faces": (
+                    S.FACES,
+                    {"tooltip": "The 'faces' output of the Align node that made the crops."},
+                ),
                 "feather": (
                     "FLOAT",
-                    {"default": _default(jf.paste_back, "feather"), "min": 0.01, "max": 0.5},
+                    {
+                        "default": _default(jf.paste_back, "feather"),
+                        "min": 0.01,
+                        "max": 0.5,
+                        "step": 0.01,
+                        "tooltip": "Width of the soft edge, as a fraction of the crop: larger "
+                        "hides seams, smaller keeps more of the photo.",
+                    },
                 ),
             }
         }
@@ -577,12 +778,16 @@ class Invert:
     FUNCTION = "invert"
     RETURN_TYPES = (S.LATENT, "IMAGE")
     RETURN_NAMES = ("latent", "reconstruction")
+    OUTPUT_TOOLTIPS = (
+        "The codes, for Build Mixed Dataset (references) or Stylize (faces).",
+        "What the base generator draws from the codes: check the inversion here.",
+    )
     DESCRIPTION = (
-        "Invert aligned faces into the generator's W+ space: encoder (e4e/ReStyle), "
-        "optimisation (from the encoder's codes when an encoder is connected), the mean code "
-        "(extreme references), or a blend with it. objective 'edges': optimisation matches "
-        "the image's edges only, for a stylized reference whose colours and textures no "
-        "photo face has."
+        "Invert aligned faces into the generator's W+ space (JoJoGAN step 1): encoder "
+        "(e4e/ReStyle), optimisation (from the encoder's codes when an encoder is connected; "
+        "live preview), the mean code (extreme references), or a blend with it. objective "
+        "'edges' matches the image's edges only, for a stylized reference whose colours and "
+        "textures no photo face has."
     )
 
     @classmethod
@@ -590,19 +795,92 @@ class Invert:
         d = functools.partial(_default, jinv.invert)
         return {
             "required": {
-                "generator": (S.GENERATOR,),
-                "method": (list(jinv.METHODS),),
-                "steps": ("INT", {"default": d("steps"), "min": 1, "max": 100_000}),
-                "lr": ("FLOAT", {"default": d("lr"), "min": 1e-5, "max": 1.0, "step": 0.001}),
-                "seed": ("INT", {"default": d("seed"), "min": 0, "max": INT_MAX}),
-                "n_iters": ("INT", {"default": 0, "min": 0, "max": 100}),
-                "blend_layers": ("STRING", {"default": ""}),
+                "generator": (S.GENERATOR, {"tooltip": "The base generator to invert into."}),
+                "method": (
+                    list(jinv.METHODS),
+                    {
+                        "tooltip": "encoder: e4e/ReStyle, fast (needs 'encoder'). optimize: "
+                        "Adam on the codes to match the image (from the encoder's codes when "
+                        "one is connected). mean: the mean code, for references that are not "
+                        "faces (Sec. 4). blend: the inversion in 'blend_layers', the mean "
+                        "code elsewhere (virtual inverter, Sec. 5.1)."
+                    },
+                ),
+                "steps": (
+                    "INT",
+                    {
+                        "default": d("steps"),
+                        "min": 1,
+                        "max": 100_000,
+                        "tooltip": "Optimisation steps (method optimize; blend without an "
+                        "encoder).",
+                    },
+                ),
+                "lr": (
+                    "FLOAT",
+                    {
+                        "default": d("lr"),
+                        "min": 1e-5,
+                        "max": 1.0,
+                        "step": 0.001,
+                        "tooltip": "Optimisation learning rate (0.01 when refining an "
+                        "encoder's codes).",
+                    },
+                ),
+                "seed": (
+                    "INT",
+                    {
+                        "default": d("seed"),
+                        "min": 0,
+                        "max": INT_MAX,
+                        "tooltip": "Seed of the samples behind the mean code (mean, blend, and "
+                        "optimisation without an encoder).",
+                    },
+                ),
+                "n_iters": (
+                    "INT",
+                    {
+                        "default": 0,
+                        "min": 0,
+                        "max": 100,
+                        "tooltip": "ReStyle refinement iterations; 0 = its default (5). Leave "
+                        "at 0 for e4e.",
+                    },
+                ),
+                "blend_layers": (
+                    "STRING",
+                    {
+                        "default": "",
+                        "tooltip": "method blend: the W+ layers that keep the inversion, e.g. "
+                        "'0-6' (pose and face shape); the others take the mean code.",
+                    },
+                ),
             },
             "optional": {
-                "images": ("IMAGE",),
-                "encoder": (S.ENCODER,),
-                "discriminator": (S.DISCRIMINATOR,),
-                "objective": (list(jinv.OBJECTIVES),),
+                "images": ("IMAGE", {"tooltip": "Aligned faces (Align Faces, Toy Render)."}),
+                "encoder": (
+                    S.ENCODER,
+                    {
+                        "tooltip": "Load Encoder, or the toy model's. Needed by method "
+                        "encoder; with optimize, the starting point."
+                    },
+                ),
+                "discriminator": (
+                    S.DISCRIMINATOR,
+                    {
+                        "tooltip": "Optional, for optimize with objective pixel: its features "
+                        "are matched too (sharper details)."
+                    },
+                ),
+                "objective": (
+                    list(jinv.OBJECTIVES),
+                    {
+                        "tooltip": "What optimisation matches: pixel (colours, plus the "
+                        "discriminator's features when connected) or edges (luminance edges "
+                        "only: for stylized references)."
+                    },
+                ),
+                "preview_every": _preview_every(),
             },
         }
 
@@ -620,14 +898,11 @@ class Invert:
         encoder=None,
         discriminator=None,
         objective="pixel",
+        preview_every=PREVIEW_EVERY,
     ):
         gen = _need(self.DISPLAY, "generator", generator, S.GeneratorModel, S.GENERATOR)
         g = gen.generator
-        device = _model_device(g)
-        x = None
-        if images is not None:
-            x = _images(self.DISPLAY, "images", images).to(device)
-        elif method != "mean":
+        if images is None and method != "mean":
             raise ValueError(f"{self.DISPLAY}: method '{method}' needs the 'images' input")
         enc = None
         uses_encoder = method == "encoder" or (method != "mean" and encoder is not None)
@@ -666,11 +941,10 @@ class Invert:
             host.check_interrupted()
             bar.update(step)
 
-        kwargs: dict[str, Any] = {
-            "encoder": enc,
-            "seed": int(seed),
-            "mean_cache": gen.mean_cache,
-        }
+        def preview(step, image):
+            bar.update(step, image[:4])
+
+        kwargs: dict[str, Any] = {"encoder": enc, "seed": int(seed), "mean_cache": gen.mean_cache}
         if enc is not None and n_iters > 0:
             kwargs["n_iters"] = int(n_iters)
         if optimise:
@@ -681,18 +955,21 @@ class Invert:
                 progress=progress,
                 objective=objective,
             )
+            if int(preview_every) > 0:
+                kwargs.update(preview=preview, preview_every=int(preview_every))
         if mask is not None:
             kwargs["mask"] = mask
-        with _training():
-            x = None if x is None else _normal(x)
+        with host.on_device(g, enc, disc) as device, _training():
+            x = None if images is None else _normal(_images(self.DISPLAY, "images", images))
+            x = None if x is None else x.to(device)
             if method == "optimize" and enc is not None:
                 its = {"n_iters": kwargs.pop("n_iters")} if "n_iters" in kwargs else {}
                 init = jinv.invert(x, g, "encoder", encoder=kwargs.pop("encoder"), **its)
                 w = jinv.invert(x, g, "optimize", init=init, **kwargs)
             else:
                 w = jinv.invert(x, g, method, **kwargs)
+            recon = jst.stylize(g, w)
         bar.update(bar.total)
-        recon = jst.stylize(g, w)
         lat = S.Latents(w.detach().to(host.offload_device()), None, method)
         return (lat, _out(recon, "reconstruction"))
 
@@ -703,10 +980,14 @@ class BuildMixedDataset:
     FUNCTION = "build"
     RETURN_TYPES = (S.DATASET, "IMAGE")
     RETURN_NAMES = ("dataset", "preview")
+    OUTPUT_TOOLTIPS = (
+        "The paired set's recipe, for Finetune.",
+        "Mixed codes drawn by the base generator: the faces Finetune will map to the reference.",
+    )
     DESCRIPTION = (
-        "The paired set of Eq. 1: s_i = M*s + (1-M)*s(FC(z_i)). preset: full (takes the "
-        "reference's colours), preserve_color, the paper's X and C; custom: 'layers'. The "
-        "preview shows mixed codes rendered by the base generator."
+        "The paired set of Eq. 1: s_i = M*s + (1-M)*s(FC(z_i)), the reference's code mixed with "
+        "random faces' codes. preset: full (takes the reference's colours), preserve_color, the "
+        "paper's X and C; custom: 'layers'. Next: Finetune."
     )
 
     @classmethod
@@ -714,15 +995,66 @@ class BuildMixedDataset:
         d = functools.partial(_default, jft.FinetuneSettings)
         return {
             "required": {
-                "generator": (S.GENERATOR,),
-                "references": ("IMAGE",),
-                "latent": (S.LATENT,),
-                "space": (list(jmix.SPACES),),
-                "preset": ([*jmix.PRESETS, "custom"],),
-                "layers": ("STRING", {"default": ""}),
-                "blend": ("FLOAT", {"default": d("blend"), "min": 0.0, "max": 1.0, "step": 0.05}),
-                "preview_count": ("INT", {"default": 4, "min": 0, "max": 64}),
-                "seed": ("INT", {"default": d("seed"), "min": 0, "max": INT_MAX}),
+                "generator": (S.GENERATOR, {"tooltip": "The base generator."}),
+                "references": (
+                    "IMAGE",
+                    {"tooltip": "The aligned style reference(s): the images that were inverted."},
+                ),
+                "latent": (S.LATENT, {"tooltip": "The references' codes (Invert)."}),
+                "space": (
+                    list(jmix.SPACES),
+                    {
+                        "tooltip": "w+: mix W+ layers (18 at 1024 px); s: mix S-space "
+                        "modulation layers (26 at 1024 px), finer control."
+                    },
+                ),
+                "preset": (
+                    [*jmix.PRESETS, "custom"],
+                    {
+                        "tooltip": "Which layers keep the reference's code: full = the "
+                        "released default, takes the reference's colours too; preserve_color = "
+                        "the released colour-keeping mask; X and C = the paper's sets (C with "
+                        "Finetune's grayscale); custom = the 'layers' widget."
+                    },
+                ),
+                "layers": (
+                    "STRING",
+                    {
+                        "default": "",
+                        "tooltip": "preset custom: the layers kept from the reference, e.g. "
+                        "'7-17' or '9,11,15,16,17'.",
+                    },
+                ),
+                "blend": (
+                    "FLOAT",
+                    {
+                        "default": d("blend"),
+                        "min": 0.0,
+                        "max": 1.0,
+                        "step": 0.05,
+                        "tooltip": "Weight of the reference's code in the kept layers (1 = the "
+                        "reference's code; lower mixes in the random faces').",
+                    },
+                ),
+                "preview_count": (
+                    "INT",
+                    {
+                        "default": 4,
+                        "min": 0,
+                        "max": 64,
+                        "tooltip": "How many mixed codes to draw in the preview (0 = none).",
+                    },
+                ),
+                "seed": (
+                    "INT",
+                    {
+                        "default": d("seed"),
+                        "min": 0,
+                        "max": INT_MAX,
+                        "tooltip": "Seed of the preview's random faces (Finetune draws its own "
+                        "each step from its seed).",
+                    },
+                ),
             }
         }
 
@@ -754,19 +1086,24 @@ class BuildMixedDataset:
         ds = S.MixedDataset(
             refs.to(host.offload_device()), lat, space, settings.preset, settings.layers, blend
         )
-        device = _model_device(g)
         n = int(preview_count)
         if n == 0:
             prev = torch.zeros(1, g.size, g.size, 3)
             return (ds, prev)
-        rng = torch.Generator().manual_seed(int(seed))
-        codes = jmix.to_style_codes(g, lat.w[:1].to(device)) if space == "s" else lat.w[:1]
-        if isinstance(codes, torch.Tensor):
-            base = codes.to(device).expand(n, -1, -1)
-        else:
-            base = [c.to(device).expand(n, -1) for c in codes]
-        mixed = jmix.mix_codes(base, jmix.sample_random_codes(g, n, rng, space), mask)
-        return (ds, _out(jst.stylize(g, mixed), "preview"))
+        with host.on_device(g) as device:
+            mixed = _mixed_codes(g, lat.w[:1].to(device), space, mask, n, int(seed))
+            return (ds, _out(jst.stylize(g, mixed), "preview"))
+
+
+def _mixed_codes(g, codes, space: str, mask, n: int, seed: int) -> torch.Tensor | list:
+    """n codes of Eq. 1 made from the first of ``codes`` (W+) and fresh random faces."""
+    rng = torch.Generator().manual_seed(seed)
+    codes = jmix.to_style_codes(g, codes[:1]) if space == "s" else codes[:1]
+    if isinstance(codes, torch.Tensor):
+        base = codes.expand(n, -1, -1)
+    else:
+        base = [c.expand(n, -1) for c in codes]
+    return jmix.mix_codes(base, jmix.sample_random_codes(g, n, rng, space), mask)
 
 
 class Finetune:
@@ -775,10 +1112,15 @@ class Finetune:
     FUNCTION = "finetune"
     RETURN_TYPES = (S.STYLE_MODEL, "IMAGE")
     RETURN_NAMES = ("style_model", "preview")
+    OUTPUT_TOOLTIPS = (
+        "The fine-tuned generator, for Stylize, Interpolate Style, Sample Styled, Save.",
+        "The references' codes drawn by the fine-tuned generator.",
+    )
     DESCRIPTION = (
         "Fine-tune a copy of the generator so that G(s_i) ~= the reference (Eq. 2): L1 of the "
         "frozen discriminator's features, optional grayscale and identity (ArcFace) losses. "
-        "Shows progress; Cancel stops it within a step."
+        "Shows the current stylization of the reference and of random faces every "
+        "'preview_every' steps; Cancel stops it within a step. Next: Stylize."
     )
 
     @classmethod
@@ -786,23 +1128,91 @@ class Finetune:
         d = functools.partial(_default, jft.FinetuneSettings)
         return {
             "required": {
-                "generator": (S.GENERATOR,),
-                "discriminator": (S.DISCRIMINATOR,),
-                "dataset": (S.DATASET,),
-                "steps": ("INT", {"default": d("steps"), "min": 1, "max": jft.MAX_STEPS}),
-                "lr": ("FLOAT", {"default": d("lr"), "min": 1e-6, "max": 1.0, "step": 0.0001}),
-                "grayscale": ("BOOLEAN", {"default": d("grayscale")}),
+                "generator": (S.GENERATOR, {"tooltip": "The base generator (a copy is tuned)."}),
+                "discriminator": (
+                    S.DISCRIMINATOR,
+                    {"tooltip": "The base model's discriminator: its frozen features are the loss"},
+                ),
+                "dataset": (S.DATASET, {"tooltip": "The paired set (Build Mixed Dataset)."}),
+                "steps": (
+                    "INT",
+                    {
+                        "default": d("steps"),
+                        "min": 1,
+                        "max": jft.MAX_STEPS,
+                        "tooltip": "Fine-tune steps; the paper uses 200-500. More = stronger "
+                        "style and more of the reference's features.",
+                    },
+                ),
+                "lr": (
+                    "FLOAT",
+                    {
+                        "default": d("lr"),
+                        "min": 1e-6,
+                        "max": 1.0,
+                        "step": 0.0001,
+                        "tooltip": "Adam learning rate (the paper's 2e-3).",
+                    },
+                ),
+                "grayscale": (
+                    "BOOLEAN",
+                    {
+                        "default": d("grayscale"),
+                        "tooltip": "Compare luminance only, so the reference's colours are not "
+                        "learnt (with colour-preserving presets such as C).",
+                    },
+                ),
                 "id_weight": (
                     "FLOAT",
-                    {"default": d("id_weight"), "min": 0.0, "max": 1e5, "step": 100.0},
+                    {
+                        "default": d("id_weight"),
+                        "min": 0.0,
+                        "max": 1e5,
+                        "step": 100.0,
+                        "tooltip": "Weight of the ArcFace identity loss (2000-5000 in the "
+                        "paper); needs the 'arcface' input. 0 = off.",
+                    },
                 ),
-                "feature_layers": ("STRING", {"default": ""}),
-                "noise_mode": (list(jft.NOISE_MODES),),
-                "refs_per_chunk": ("INT", {"default": d("refs_per_chunk"), "min": 1, "max": 64}),
-                "seed": ("INT", {"default": d("seed"), "min": 0, "max": INT_MAX}),
+                "feature_layers": (
+                    "STRING",
+                    {
+                        "default": "",
+                        "tooltip": "Discriminator taps compared, e.g. '1,3,4,5'; empty = the "
+                        "released taps 1,3,4,5 (as far as the discriminator has them).",
+                    },
+                ),
+                "noise_mode": (
+                    list(jft.NOISE_MODES),
+                    {
+                        "tooltip": "Noise inputs while training: const = the stored noise; "
+                        "random = fresh noise each step; none = zero."
+                    },
+                ),
+                "refs_per_chunk": (
+                    "INT",
+                    {
+                        "default": d("refs_per_chunk"),
+                        "min": 1,
+                        "max": 64,
+                        "tooltip": "References per forward pass: fewer use less memory; the "
+                        "result is the same (gradients are accumulated).",
+                    },
+                ),
+                "seed": (
+                    "INT",
+                    {
+                        "default": d("seed"),
+                        "min": 0,
+                        "max": INT_MAX,
+                        "tooltip": "Seed of the random faces mixed in at each step.",
+                    },
+                ),
             },
             "optional": {
-                "arcface": (S.ARCFACE,),
+                "arcface": (
+                    S.ARCFACE,
+                    {"tooltip": "Load ArcFace, for id_weight > 0."},
+                ),
                 "precision": (list(PRECISIONS), {"default": "float32", "tooltip": _PRECISION}),
                 "train_layers": (
                     "STRING",
@@ -834,6 +1244,7 @@ class Finetune:
                         "matrices of the discriminator's first layers); 0 = off (the paper)",
                     },
                 ),
+                "preview_every": _preview_every(),
             },
         }
 
@@ -856,6 +1267,7 @@ class Finetune:
         train_layers="",
         structure_weight=0.0,
         gram_weight=0.0,
+        preview_every=PREVIEW_EVERY,
     ):
         gen = _need(self.DISPLAY, "generator", generator, S.GeneratorModel, S.GENERATOR)
         disc = _need(
@@ -869,6 +1281,11 @@ class Finetune:
             raise ValueError(
                 f"{self.DISPLAY}: 'id_weight' > 0 needs the 'arcface' input (Load ArcFace with "
                 "model_ir_se50.pth), or set id_weight to 0"
+            )
+        if not isinstance(preview_every, int) or preview_every < 0:
+            raise ValueError(
+                f"{self.DISPLAY}: 'preview_every' must be a whole number >= 0, got "
+                f"{preview_every!r}"
             )
         settings = jft.FinetuneSettings(
             steps=int(steps),
@@ -887,18 +1304,33 @@ class Finetune:
             noise_mode=noise_mode,
             seed=int(seed),
             precision=precision,
+            preview_every=int(preview_every),
         )
         g = gen.generator
-        device = _model_device(g)
         bar = host.Progress(settings.steps)
 
         def callback(step, loss, preview):
             host.check_interrupted()
-            bar.update(step)
+            bar.update(step, preview)
 
-        codes = _to(ds.latents, ds.space, device)
-        with _training():
+        with host.on_device(g, disc.discriminator, arc) as device, _training():
+            codes = _to(ds.latents.codes(ds.space), device)
             codes = _normal(codes) if isinstance(codes, torch.Tensor) else list(map(_normal, codes))
+            shown = None
+            if settings.preview_every:
+                # what the node shows while it trains: the reference's code and three random
+                # faces mixed with it (Eq. 1), drawn by the generator being tuned
+                with torch.no_grad():
+                    mixed = _mixed_codes(
+                        g, ds.latents.w[:1].to(device), ds.space, settings.mask(g), 3, 1
+                    )
+                    first = codes[:1] if isinstance(codes, torch.Tensor) else [c[:1] for c in codes]
+                    if ds.space == "s":
+                        first = jmix.to_style_codes(g, first)
+                    if isinstance(mixed, torch.Tensor):
+                        shown = torch.cat([first, mixed])
+                    else:
+                        shown = [torch.cat([a, b]) for a, b in zip(first, mixed, strict=True)]
             result = jft.finetune(
                 g,
                 disc.discriminator,
@@ -907,23 +1339,55 @@ class Finetune:
                 settings,
                 arcface=arc,
                 callback=callback,
+                preview_codes=shown,
             )
+            preview = jst.stylize(result.generator, ds.latents.w.to(device))
+            result.generator.to(host.storage_device())
         style = jsm.StyleModel(result.generator, {"settings": settings.to_dict()})
-        preview = jst.stylize(result.generator, ds.latents.w.to(device))
         return (S.StyleModelSocket(style, gen, result), _out(preview, "preview"))
 
 
 def _stylize_inputs(extra: dict, optional: dict | None = None) -> dict:
     d = functools.partial(_default, jst.stylize)
     req = {
-        "style_model": (S.STYLE_MODEL,),
-        "latent": (S.LATENT,),
+        "style_model": (S.STYLE_MODEL, {"tooltip": _STYLE_MODEL}),
+        "latent": (S.LATENT, {"tooltip": _LATENT}),
         **extra,
-        "layer_start": ("INT", {"default": 0, "min": 0, "max": 64}),
-        "layer_end": ("INT", {"default": -1, "min": -1, "max": 64}),
-        "batch_size": ("INT", {"default": d("batch_size"), "min": 1, "max": 256}),
+        "layer_start": (
+            "INT",
+            {
+                "default": 0,
+                "min": 0,
+                "max": 64,
+                "tooltip": "First synthesis layer that takes the style (0 = from the coarsest).",
+            },
+        ),
+        "layer_end": (
+            "INT",
+            {
+                "default": -1,
+                "min": -1,
+                "max": 64,
+                "tooltip": "Last synthesis layer that takes the style (-1 = the last).",
+            },
+        ),
+        "batch_size": (
+            "INT",
+            {
+                "default": d("batch_size"),
+                "min": 1,
+                "max": 256,
+                "tooltip": "Faces per forward pass: memory against speed; same result.",
+            },
+        ),
     }
     return {"required": req, **({"optional": optional} if optional else {})}
+
+
+_INTENSITY = (
+    "Style strength by feature interpolation (Sec. 4), no retraining: 0 = the base generator "
+    "(the inversion), 1 = the fine-tuned one."
+)
 
 
 class Stylize:
@@ -932,10 +1396,11 @@ class Stylize:
     FUNCTION = "stylize"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("images",)
+    OUTPUT_TOOLTIPS = ("The stylized faces (aligned crops; Paste Back puts them in the photo).",)
     DESCRIPTION = (
-        "G_new(codes) for inverted faces. intensity < 1 blends the base and fine-tuned "
-        "generators' features per layer (Sec. 4); layer_start/layer_end limit the style to a "
-        "range of synthesis layers (-1 = last)."
+        "G_new(codes) for inverted faces (JoJoGAN step 4). intensity < 1 blends the base and "
+        "fine-tuned generators' features per layer (Sec. 4); layer_start/layer_end limit the "
+        "style to a range of synthesis layers (-1 = last)."
     )
 
     @classmethod
@@ -945,10 +1410,30 @@ class Stylize:
             {
                 "intensity": (
                     "FLOAT",
-                    {"default": d("intensity"), "min": 0.0, "max": 1.0, "step": 0.05},
+                    {
+                        "default": d("intensity"),
+                        "min": 0.0,
+                        "max": 1.0,
+                        "step": 0.05,
+                        "tooltip": _INTENSITY,
+                    },
                 ),
-                "noise_mode": (["const", "random", "none"],),
-                "seed": ("INT", {"default": d("seed"), "min": 0, "max": INT_MAX}),
+                "noise_mode": (
+                    ["const", "random", "none"],
+                    {
+                        "tooltip": "const: the stored noise (repeatable); random: fresh noise "
+                        "from 'seed'; none: no noise (smoother)."
+                    },
+                ),
+                "seed": (
+                    "INT",
+                    {
+                        "default": d("seed"),
+                        "min": 0,
+                        "max": INT_MAX,
+                        "tooltip": "Seed of the noise when noise_mode is random.",
+                    },
+                ),
             },
             optional={
                 "precision": (list(PRECISIONS), {"default": "float32", "tooltip": _PRECISION})
@@ -972,38 +1457,70 @@ class Stylize:
         lat = _need(self.DISPLAY, "latent", latent, S.Latents, S.LATENT)
         tuned = sm.generator
         layers = _layer_range(int(tuned.n_styles), layer_start, layer_end, self.DISPLAY)
-        out = jst.stylize(
-            tuned,
-            lat.w.to(_model_device(tuned)),
-            base=sm.base.generator,
-            intensity=float(intensity),
-            layers=layers,
-            batch_size=int(batch_size),
-            noise_mode=noise_mode,
-            seed=int(seed),
-            precision=precision,
-        )
-        return (_out(out, "images"),)
+        with host.on_device(tuned, sm.base.generator) as device:
+            out = jst.stylize(
+                tuned,
+                lat.w.to(device),
+                base=sm.base.generator,
+                intensity=float(intensity),
+                layers=layers,
+                batch_size=int(batch_size),
+                noise_mode=noise_mode,
+                seed=int(seed),
+                precision=precision,
+            )
+            return (_out(out, "images"),)
 
 
 class InterpolateStyle:
     DISPLAY = "JoJoGAN Interpolate Style"
     CATEGORY = f"{CATEGORY}/pipeline"
     FUNCTION = "interpolate"
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("images",)
+    RETURN_TYPES = ("IMAGE", "IMAGE")
+    RETURN_NAMES = ("images", "grid")
+    OUTPUT_TOOLTIPS = (
+        "count images per input, input by input (input 1 at every intensity, then input 2...).",
+        "One picture: a row per input, a column per intensity (weakest on the left).",
+    )
     DESCRIPTION = (
-        "An intensity sweep by feature interpolation, no retraining: 'count' images per input "
-        "from intensity_from to intensity_to (input-major order)."
+        "An intensity sweep by feature interpolation, no retraining: 'count' intensities from "
+        "intensity_from to intensity_to for every input. 'grid' lays them out with one row per "
+        "input and one column per intensity."
     )
 
     @classmethod
     def INPUT_TYPES(cls):
         return _stylize_inputs(
             {
-                "intensity_from": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05}),
-                "intensity_to": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05}),
-                "count": ("INT", {"default": 5, "min": 1, "max": 64}),
+                "intensity_from": (
+                    "FLOAT",
+                    {
+                        "default": 0.0,
+                        "min": 0.0,
+                        "max": 1.0,
+                        "step": 0.05,
+                        "tooltip": "First intensity (0 = the base generator). " + _INTENSITY,
+                    },
+                ),
+                "intensity_to": (
+                    "FLOAT",
+                    {
+                        "default": 1.0,
+                        "min": 0.0,
+                        "max": 1.0,
+                        "step": 0.05,
+                        "tooltip": "Last intensity (1 = the fine-tuned generator).",
+                    },
+                ),
+                "count": (
+                    "INT",
+                    {
+                        "default": 5,
+                        "min": 1,
+                        "max": 64,
+                        "tooltip": "How many intensities, evenly spaced from first to last.",
+                    },
+                ),
             }
         )
 
@@ -1023,26 +1540,28 @@ class InterpolateStyle:
         lat = _need(self.DISPLAY, "latent", latent, S.Latents, S.LATENT)
         tuned = sm.generator
         layers = _layer_range(int(tuned.n_styles), layer_start, layer_end, self.DISPLAY)
-        codes = lat.w.to(_model_device(tuned))
         n = int(count)
         alphas = [
             float(intensity_from)
             + (float(intensity_to) - float(intensity_from)) * k / max(n - 1, 1)
             for k in range(n)
         ]
-        per_alpha = [
-            jst.stylize(
-                tuned,
-                codes,
-                base=sm.base.generator,
-                intensity=a,
-                layers=layers,
-                batch_size=int(batch_size),
-            )
-            for a in alphas
-        ]
+        with host.on_device(tuned, sm.base.generator) as device:
+            codes = lat.w.to(device)
+            per_alpha = [
+                jst.stylize(
+                    tuned,
+                    codes,
+                    base=sm.base.generator,
+                    intensity=a,
+                    layers=layers,
+                    batch_size=int(batch_size),
+                )
+                for a in alphas
+            ]
         out = torch.stack(per_alpha, dim=1).flatten(0, 1)  # [B*count,3,H,W], input-major
-        return (_out(out, "images"),)
+        grid = image_grid(out.cpu(), cols=n, pad=max(2, out.shape[-1] // 64), fill=1.0)
+        return (_out(out, "images"), _out(grid[None], "grid"))
 
 
 class SampleStyled:
@@ -1051,23 +1570,50 @@ class SampleStyled:
     FUNCTION = "sample"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("images",)
-    DESCRIPTION = "Random stylized faces from z (truncation toward the mean W)."
+    OUTPUT_TOOLTIPS = ("Random faces in the style.",)
+    DESCRIPTION = (
+        "Random stylized faces from z (truncation toward the mean W): what the style does."
+    )
 
     @classmethod
     def INPUT_TYPES(cls):
         d = functools.partial(_default, jst.sample)
         return {
             "required": {
-                "style_model": (S.STYLE_MODEL,),
-                "count": ("INT", {"default": 4, "min": 1, "max": 256}),
-                "seed": ("INT", {"default": d("seed"), "min": 0, "max": INT_MAX}),
+                "style_model": (S.STYLE_MODEL, {"tooltip": _STYLE_MODEL}),
+                "count": (
+                    "INT",
+                    {"default": 4, "min": 1, "max": 256, "tooltip": "How many faces to draw."},
+                ),
+                "seed": (
+                    "INT",
+                    {
+                        "default": d("seed"),
+                        "min": 0,
+                        "max": INT_MAX,
+                        "tooltip": "Seed of the random faces.",
+                    },
+                ),
                 "truncation": (
                     "FLOAT",
-                    {"default": d("truncation"), "min": 0.0, "max": 1.0, "step": 0.05},
+                    {
+                        "default": d("truncation"),
+                        "min": 0.0,
+                        "max": 1.0,
+                        "step": 0.05,
+                        "tooltip": "Pull toward the average face: 1 = none, lower = more "
+                        "typical faces (0.7 is StyleGAN2's usual).",
+                    },
                 ),
                 "intensity": (
                     "FLOAT",
-                    {"default": d("intensity"), "min": 0.0, "max": 1.0, "step": 0.05},
+                    {
+                        "default": d("intensity"),
+                        "min": 0.0,
+                        "max": 1.0,
+                        "step": 0.05,
+                        "tooltip": _INTENSITY,
+                    },
                 ),
             }
         }
@@ -1075,15 +1621,16 @@ class SampleStyled:
     @_node_errors(DISPLAY)
     def sample(self, style_model, count, seed, truncation, intensity):
         sm = _need(self.DISPLAY, "style_model", style_model, S.StyleModelSocket, S.STYLE_MODEL)
-        out = jst.sample(
-            sm.generator,
-            int(count),
-            base=sm.base.generator,
-            seed=int(seed),
-            truncation=float(truncation),
-            intensity=float(intensity),
-        )
-        return (_out(out, "images"),)
+        with host.on_device(sm.generator, sm.base.generator):
+            out = jst.sample(
+                sm.generator,
+                int(count),
+                base=sm.base.generator,
+                seed=int(seed),
+                truncation=float(truncation),
+                intensity=float(intensity),
+            )
+            return (_out(out, "images"),)
 
 
 class ToyRender:
@@ -1092,6 +1639,7 @@ class ToyRender:
     FUNCTION = "render"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("images",)
+    OUTPUT_TOOLTIPS = ("Toy faces, already aligned: connect them to Invert directly.",)
     DESCRIPTION = (
         "Procedural toy faces (the shipped toy model's domain): 'photo' for inputs, any other "
         "style for a reference. The same seed gives the same identities in every style."
@@ -1103,10 +1651,37 @@ class ToyRender:
 
         return {
             "required": {
-                "style": (render.style_names(),),
-                "seed": ("INT", {"default": 0, "min": 0, "max": INT_MAX}),
-                "count": ("INT", {"default": 1, "min": 1, "max": 256}),
-                "size": ("INT", {"default": 64, "min": 16, "max": 1024, "step": 16}),
+                "style": (
+                    render.style_names(),
+                    {
+                        "tooltip": "photo: what the toy model knows (inputs); any other style "
+                        "makes a reference."
+                    },
+                ),
+                "seed": (
+                    "INT",
+                    {
+                        "default": 0,
+                        "min": 0,
+                        "max": INT_MAX,
+                        "tooltip": "Which faces: the same seed gives the same identities in "
+                        "every style.",
+                    },
+                ),
+                "count": (
+                    "INT",
+                    {"default": 1, "min": 1, "max": 256, "tooltip": "How many faces."},
+                ),
+                "size": (
+                    "INT",
+                    {
+                        "default": 64,
+                        "min": 16,
+                        "max": 1024,
+                        "step": 16,
+                        "tooltip": "Side in px; the toy model works at 64.",
+                    },
+                ),
             }
         }
 
@@ -1119,27 +1694,27 @@ class ToyRender:
         return (img.to(host.offload_device()),)
 
 
-NODES: list[type] = [
-    LoadStyleGAN2,
-    LoadToyModel,
-    LoadEncoder,
-    LoadArcFace,
-    LoadFaceDetector,
-    LoadStyleModel,
-    SaveStyleModel,
-    AlignFaces,
-    AlignVideo,
-    PasteBack,
-    Invert,
-    BuildMixedDataset,
-    Finetune,
-    Stylize,
-    InterpolateStyle,
-    SampleStyled,
-    ToyRender,
-]
-
-NODE_CLASS_MAPPINGS = {PREFIX + cls.__name__: cls for cls in NODES}
-NODE_DISPLAY_NAME_MAPPINGS = {PREFIX + cls.__name__: cls.DISPLAY for cls in NODES}
+# The node table: id (nodes/ids.py, the contract with saved workflows) -> class.
+NODE_CLASS_MAPPINGS: dict[str, type] = {
+    ids.LOAD_STYLEGAN2: LoadStyleGAN2,
+    ids.LOAD_TOY_MODEL: LoadToyModel,
+    ids.LOAD_ENCODER: LoadEncoder,
+    ids.LOAD_ARCFACE: LoadArcFace,
+    ids.LOAD_FACE_DETECTOR: LoadFaceDetector,
+    ids.LOAD_STYLE_MODEL: LoadStyleModel,
+    ids.SAVE_STYLE_MODEL: SaveStyleModel,
+    ids.ALIGN_FACES: AlignFaces,
+    ids.ALIGN_VIDEO: AlignVideo,
+    ids.PASTE_BACK: PasteBack,
+    ids.INVERT: Invert,
+    ids.BUILD_MIXED_DATASET: BuildMixedDataset,
+    ids.FINETUNE: Finetune,
+    ids.STYLIZE: Stylize,
+    ids.INTERPOLATE_STYLE: InterpolateStyle,
+    ids.SAMPLE_STYLED: SampleStyled,
+    ids.TOY_RENDER: ToyRender,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {key: cls.DISPLAY for key, cls in NODE_CLASS_MAPPINGS.items()}
+NODES: list[type] = list(NODE_CLASS_MAPPINGS.values())
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "NODES"]

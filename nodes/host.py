@@ -3,38 +3,62 @@
 Every ComfyUI module (``comfy.model_management``, ``comfy.utils``, ``folder_paths``) is imported
 lazily and guarded, so the nodes import and run without ComfyUI (the tests call them directly).
 
-- devices: ``comfy.model_management.get_torch_device()``; outside ComfyUI CUDA, then MPS, then CPU
-  (``JOJOGAN_DEVICE`` overrides both);
-- progress: ``comfy.utils.ProgressBar``; outside ComfyUI nothing (the core's callbacks still run);
+- devices and memory: models live on the CPU between runs; a node moves the ones it uses to
+  ComfyUI's device for its call (:func:`on_device`: ``model_management.free_memory`` first, as
+  ComfyUI's own upscale-model node does) and back to the CPU afterwards, so our models never sit
+  on the GPU while other nodes need it. Outside ComfyUI: CUDA, then MPS, then CPU
+  (``JOJOGAN_DEVICE`` overrides);
+- progress: ``comfy.utils.ProgressBar``, with a preview picture where there is one (the way
+  KSampler shows latent previews); outside ComfyUI nothing (the core's callbacks still run);
 - interruption: ``comfy.model_management.throw_exception_if_processing_interrupted()``;
 - model folders: ``models/jojogan`` and ``models/facedetection`` registered with
   ``folder_paths.add_model_folder_path`` (so ``extra_model_paths.yaml`` entries named ``jojogan`` /
-  ``facedetection`` are honoured); outside ComfyUI the cache folder of :mod:`jojogan.weights`;
-- a model cache keyed by (path, mtime, size, device, ...), cleared by :func:`clear_cache` and by
-  ComfyUI's "unload models" (``comfy.model_management.unload_all_models`` is wrapped once);
+  ``facedetection`` are honoured) and created; outside ComfyUI the cache folder of
+  :mod:`jojogan.weights`. Each loader lists the files of its kind plus the known files it can
+  fetch; a missing one is the pack's message (the file, its source, the folder, the command);
+- example inputs: the pack's own face photo, style references and clip are copied into ComfyUI's
+  input folder (never over a file of the same name), so the bundled workflows run as they are;
+- a model cache keyed by (path, mtime, size, ...) holding CPU copies, cleared by
+  :func:`clear_cache`;
 - toy styles from files: the Python files listed in ``JOJOGAN_TOY_STYLES`` are run once when the
   pack loads, so the Toy Render node offers styles the package has never seen.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
+import logging
+import math
 import os
+import shutil
 import threading
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
+from jojogan import weights
 from jojogan.devices import pick_device
+from jojogan.images import image_grid
 
 FOLDER_MODELS = "jojogan"
 FOLDER_DETECTION = "facedetection"
 MODEL_EXTENSIONS = {".pt", ".pth", ".safetensors", ".ckpt", ".bin"}
 TOY_STYLES_ENV = "JOJOGAN_TOY_STYLES"
+# Opt-in: a loader whose file is missing downloads it (into the folder it would be read from)
+# instead of failing with the download command. Set by whoever starts the server.
+AUTO_DOWNLOAD_ENV = "JOJOGAN_AUTO_DOWNLOAD"
+PACK_ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_INPUTS = PACK_ROOT / "example_workflows" / "inputs"
+EXAMPLE_INPUT_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".mp4", ".webm"}
+PREVIEW_MAX_SIZE = 512  # px, the longest side of a progress preview
+
+log = logging.getLogger("jojogan")
 
 
 def _comfy(name: str) -> Any | None:
@@ -74,11 +98,70 @@ def offload_device() -> torch.device:
     return torch.device("cpu")
 
 
+def storage_device() -> torch.device:
+    """Where models wait between runs: the CPU inside ComfyUI (its device is for the node that
+    runs); outside ComfyUI the compute device itself (nothing else shares it)."""
+    return torch.device("cpu") if in_comfyui() else torch_device()
+
+
+def _module_bytes(m: nn.Module) -> int:
+    mm = _comfy("comfy.model_management")
+    if mm is not None and hasattr(mm, "module_size"):
+        try:
+            return int(mm.module_size(m))
+        except Exception:
+            pass
+    return sum(t.numel() * t.element_size() for t in [*m.parameters(), *m.buffers()])
+
+
+@contextlib.contextmanager
+def on_device(*modules: nn.Module | None, work_bytes: int = 0) -> Iterator[torch.device]:
+    """Run a node's call with ``modules`` on the compute device, then put them back.
+
+    Inside ComfyUI: ``model_management.free_memory(size of the modules + work_bytes, device)``
+    unloads ComfyUI's own models as far as needed, the modules move to the device, and on exit
+    (also on error or interrupt) back to the CPU. Outside ComfyUI the modules stay where they are
+    (the compute device). Yields the device."""
+    device = torch_device()
+    mods = [m for m in modules if m is not None]
+    mm = _comfy("comfy.model_management")
+    inside = mm is not None
+    if inside and device.type != "cpu" and hasattr(mm, "free_memory"):
+        need = sum(_module_bytes(m) for m in mods) + int(work_bytes)
+        mm.free_memory(need, device)
+    for m in mods:
+        _move(m, device)
+    try:
+        yield device
+    finally:
+        if inside:
+            for m in mods:
+                _move(m, torch.device("cpu"))
+
+
+def _move(m: Any, device: torch.device) -> None:
+    to = getattr(m, "to", None)
+    if callable(to):
+        to(device)
+
+
 # ------------------------------------------------------------------------ progress and interrupt
 
 
+def preview_image(images: torch.Tensor) -> Any:
+    """[B,3,H,W] in [-1,1] -> ComfyUI's preview tuple ``("JPEG", PIL image, max size)``: the
+    images in a near-square grid (what ``latent_preview`` passes for KSampler)."""
+    from PIL import Image
+
+    x = images.detach().float().clamp(-1, 1).cpu()
+    grid = image_grid(x, cols=math.ceil(math.sqrt(x.shape[0])), pad=2, fill=-1.0)
+    arr = grid.add(1).mul(127.5).round().byte().permute(1, 2, 0).numpy()
+    return ("JPEG", Image.fromarray(arr), PREVIEW_MAX_SIZE)
+
+
 class Progress:
-    """ComfyUI's progress bar when available; ``update(step)`` with an absolute step count."""
+    """ComfyUI's progress bar when available; ``update(step, preview)`` with an absolute step
+    count and, optionally, a ``[B,3,H,W]`` picture in [-1,1] shown in the node."""
 
     def __init__(self, total: int) -> None:
         self.total = max(int(total), 1)
@@ -90,9 +173,14 @@ class Progress:
             except Exception:
                 self._bar = None
 
-    def update(self, step: int, preview: Any = None) -> None:
-        if self._bar is not None:
-            self._bar.update_absolute(min(int(step), self.total), self.total)
+    def update(self, step: int, preview: torch.Tensor | None = None) -> None:
+        if self._bar is None:
+            return
+        value = min(int(step), self.total)
+        if preview is None:
+            self._bar.update_absolute(value, self.total)
+        else:
+            self._bar.update_absolute(value, self.total, preview_image(preview))
 
 
 def check_interrupted() -> None:
@@ -108,7 +196,8 @@ _registered = False
 
 
 def register_model_folders() -> None:
-    """Register ``models/jojogan`` and ``models/facedetection`` with ComfyUI (idempotent)."""
+    """Register ``models/jojogan`` and ``models/facedetection`` with ComfyUI and create them
+    (idempotent)."""
     global _registered
     fp = _comfy("folder_paths")
     if fp is None or _registered:
@@ -126,6 +215,10 @@ def register_model_folders() -> None:
                 exts.update(MODEL_EXTENSIONS)
             else:
                 fmap[name] = (fmap[name][0], set(MODEL_EXTENSIONS))
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as e:
+            log.warning("JoJoGAN: cannot create the model folder %s (%s)", path, e)
     _registered = True
 
 
@@ -138,32 +231,60 @@ def model_dirs(folder: str = FOLDER_MODELS) -> list[Path]:
             return [Path(p) for p in fp.get_folder_paths(folder)]
         except Exception:
             pass
-    from jojogan import weights
-
     return [weights.cache_dir(folder)]
 
 
-def list_models(folder: str = FOLDER_MODELS) -> list[str]:
-    """File names for a loader widget (``folder_paths.get_filename_list`` inside ComfyUI)."""
+def _present_files(folder: str) -> list[tuple[str, Path]]:
+    """(name as the widget shows it, full path) of every model file in the folders."""
+    found: dict[str, Path] = {}
     fp = _comfy("folder_paths")
     if fp is not None:
         register_model_folders()
         try:
-            return sorted(fp.get_filename_list(folder))
+            for name in fp.get_filename_list(folder):
+                full = fp.get_full_path(folder, name)
+                if full:
+                    found.setdefault(name, Path(full))
+            return sorted(found.items())
         except Exception:
             return []
-    names: set[str] = set()
     for d in model_dirs(folder):
         if d.is_dir():
             for p in d.rglob("*"):
                 if p.is_file() and p.suffix.lower() in MODEL_EXTENSIONS:
-                    names.add(p.relative_to(d).as_posix())
-    return sorted(names)
+                    found.setdefault(p.relative_to(d).as_posix(), p)
+    return sorted(found.items())
+
+
+def list_models(kind: str | None = None, folder: str = FOLDER_MODELS) -> list[str]:
+    """The choices of a loader widget: the files in the model folders that are of ``kind``
+    (`jojogan.weights.file_kind`: "stylegan2", "encoder", "arcface", "style"; files whose kind
+    cannot be told are offered to every loader, which then says what is wrong with them), then
+    the known files of that kind that are not there yet (choosing one says how to get it)."""
+    present = []
+    for name, path in _present_files(folder):
+        if kind is None:
+            present.append(name)
+            continue
+        try:
+            k = weights.file_kind(path)
+        except Exception:
+            k = None
+        if k is None or k == kind:
+            present.append(name)
+    have = {Path(n).name for n in present}
+    fetchable = sorted(
+        e.name
+        for e in weights.REGISTRY.values()
+        if (kind is None or e.kind == kind) and e.folder == folder and e.name not in have
+    )
+    return present + fetchable
 
 
 def resolve_model(node: str, widget: str, name: str, folder: str = FOLDER_MODELS) -> Path:
-    """The full path of ``name`` in the model folders, or a ValueError that says where to put it
-    and where it can be found (from the weights registry)."""
+    """The full path of ``name`` in the model folders. A missing file is a ValueError with the
+    pack's message (the file, its source, the folder and the exact download command), or, when
+    ``$JOJOGAN_AUTO_DOWNLOAD`` is 1 and the file is a known one, it is downloaded first."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"{node}: '{widget}' is empty; choose a model file")
     p = Path(name)
@@ -178,15 +299,52 @@ def resolve_model(node: str, widget: str, name: str, folder: str = FOLDER_MODELS
             full = None
         if full and os.path.isfile(full):
             return Path(full)
-    for d in model_dirs(folder):
+    dirs = model_dirs(folder)
+    for d in dirs:
         cand = d / name
         if cand.is_file():
             return cand
-    from jojogan import weights
+    if os.environ.get(AUTO_DOWNLOAD_ENV) == "1" and Path(name).name in weights.REGISTRY:
+        log.info("JoJoGAN: %s is missing; downloading it into %s", name, dirs[0])
+        try:
+            return weights.download(Path(name).name, dirs[0])
+        except weights.WeightsError as e:
+            raise ValueError(f"{node}: '{widget}': {e}") from None
+    raise ValueError(f"{node}: '{widget}': " + weights.missing_file_message(name, dirs))
 
-    raise ValueError(
-        f"{node}: '{widget}': " + weights.missing_file_message(name, model_dirs(folder))
-    )
+
+# --------------------------------------------------------------------------------- example inputs
+
+
+def install_example_inputs(source: Path = EXAMPLE_INPUTS) -> list[str]:
+    """Copy the pack's example inputs into ComfyUI's input folder, so LoadImage/LoadVideo offer
+    them to the bundled workflows. A file that exists under the same name is left alone (never
+    overwritten). Returns the names copied; outside ComfyUI nothing happens."""
+    fp = _comfy("folder_paths")
+    if fp is None or not source.is_dir():
+        return []
+    try:
+        target = Path(fp.get_input_directory())
+    except Exception:
+        return []
+    copied = []
+    for src in sorted(source.iterdir()):
+        if src.suffix.lower() not in EXAMPLE_INPUT_EXTENSIONS or not src.is_file():
+            continue
+        dst = target / src.name
+        if dst.exists():
+            continue
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            tmp = target / f".{src.name}.jojogan-tmp"
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+            copied.append(src.name)
+        except OSError as e:
+            log.warning("JoJoGAN: could not copy the example input %s to %s (%s)", src, target, e)
+    if copied:
+        log.info("JoJoGAN: example inputs copied to %s: %s", target, ", ".join(copied))
+    return copied
 
 
 # ------------------------------------------------------------------------------------ model cache
@@ -239,30 +397,6 @@ def clear_cache() -> int:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return n
-
-
-_hooked = False
-
-
-def hook_unload() -> bool:
-    """Make ComfyUI's ``unload_all_models`` (the "Unload models" button, ``/free``) also clear
-    our cache. Returns whether a hook is in place."""
-    global _hooked
-    if _hooked:
-        return True
-    mm = _comfy("comfy.model_management")
-    if mm is None or not hasattr(mm, "unload_all_models"):
-        return False
-    original = mm.unload_all_models
-
-    def unload_all_models(*args: Any, **kwargs: Any) -> Any:
-        clear_cache()
-        return original(*args, **kwargs)
-
-    unload_all_models.__wrapped__ = original  # type: ignore[attr-defined]
-    mm.unload_all_models = unload_all_models
-    _hooked = True
-    return True
 
 
 def load_toy_style_modules(env: Mapping[str, str] | None = None) -> list[str]:

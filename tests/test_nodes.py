@@ -97,6 +97,54 @@ def test_every_node_is_prefixed_named_and_categorised(M, pack):
         assert all(t in SOCKETS for t in cls.RETURN_TYPES)
 
 
+# The public node ids, written out: a saved workflow names its nodes by these. Changing one
+# breaks every saved workflow that uses it (it needs a migration, not an edit here).
+NODE_IDS = {
+    "JoJoGAN_LoadStyleGAN2": "LoadStyleGAN2",
+    "JoJoGAN_LoadToyModel": "LoadToyModel",
+    "JoJoGAN_LoadEncoder": "LoadEncoder",
+    "JoJoGAN_LoadArcFace": "LoadArcFace",
+    "JoJoGAN_LoadFaceDetector": "LoadFaceDetector",
+    "JoJoGAN_LoadStyleModel": "LoadStyleModel",
+    "JoJoGAN_SaveStyleModel": "SaveStyleModel",
+    "JoJoGAN_AlignFaces": "AlignFaces",
+    "JoJoGAN_AlignVideo": "AlignVideo",
+    "JoJoGAN_PasteBack": "PasteBack",
+    "JoJoGAN_Invert": "Invert",
+    "JoJoGAN_BuildMixedDataset": "BuildMixedDataset",
+    "JoJoGAN_Finetune": "Finetune",
+    "JoJoGAN_Stylize": "Stylize",
+    "JoJoGAN_InterpolateStyle": "InterpolateStyle",
+    "JoJoGAN_SampleStyled": "SampleStyled",
+    "JoJoGAN_ToyRender": "ToyRender",
+}
+
+
+def test_node_ids_are_the_pinned_constants_and_do_not_follow_class_names(M, pack):
+    assert {k: cls.__name__ for k, cls in M.items()} == NODE_IDS
+    ids = sys.modules[pack.__name__ + ".nodes.ids"]
+    constants = {v for k, v in vars(ids).items() if k.isupper()}
+    assert constants == set(NODE_IDS)
+    # the ids are not derived from the classes: a renamed class keeps its id
+    defs = sys.modules[pack.__name__ + ".nodes.definitions"]
+    assert "cls.__name__" not in Path(defs.__file__).read_text()
+
+
+def test_every_input_has_a_tooltip_and_every_node_a_description(M):
+    missing = []
+    for key, cls in M.items():
+        assert isinstance(cls.DESCRIPTION, str) and len(cls.DESCRIPTION) > 40, key
+        assert len(cls.OUTPUT_TOOLTIPS) == len(cls.RETURN_TYPES), key
+        assert all(isinstance(t, str) and t for t in cls.OUTPUT_TOOLTIPS), key
+        it = cls.INPUT_TYPES()
+        for section in ("required", "optional"):
+            for name, spec in it.get(section, {}).items():
+                tip = spec[1].get("tooltip") if len(spec) > 1 else None
+                if not (isinstance(tip, str) and len(tip) > 10):
+                    missing.append(f"{key}.{name}")
+    assert missing == []
+
+
 def test_input_types_are_well_formed(M):
     for key, cls in M.items():
         it = cls.INPUT_TYPES()
@@ -154,10 +202,17 @@ def test_pipeline_nodes_keep_image_conventions_and_socket_types(M, S, tiny):
     lat2, _ = M["JoJoGAN_Invert"]().invert(g, "optimize", 2, 0.05, 0, 0, "", images=imgs)
     (out,) = M["JoJoGAN_Stylize"]().stylize(sm, lat2, 1.0, "const", 0, 0, -1, 8)
     (base,) = M["JoJoGAN_Stylize"]().stylize(sm, lat2, 0.0, "const", 0, 0, -1, 8)
-    (sweep,) = M["JoJoGAN_InterpolateStyle"]().interpolate(sm, lat2, 0.0, 1.0, 3, 0, -1, 8)
+    sweep, grid = M["JoJoGAN_InterpolateStyle"]().interpolate(sm, lat2, 0.0, 1.0, 3, 0, -1, 8)
     assert sweep.shape == (6, 16, 16, 3)
     torch.testing.assert_close(sweep.view(2, 3, 16, 16, 3)[:, 2], out)
     torch.testing.assert_close(sweep.view(2, 3, 16, 16, 3)[:, 0], base)
+    # the grid: one row per input, one column per intensity, 2 px white gaps
+    assert grid.shape == (1, 2 * 18 + 2, 3 * 18 + 2, 3)
+    for i in range(2):
+        for k in range(3):
+            y, x = 2 + 18 * i, 2 + 18 * k
+            torch.testing.assert_close(grid[0, y : y + 16, x : x + 16], sweep[3 * i + k])
+    assert float(grid[0, :2].min()) == 1.0 and float(grid[0, :, 18:20].min()) == 1.0
     (samples,) = M["JoJoGAN_SampleStyled"]().sample(sm, 2, 0, 0.7, 1.0)
     assert samples.shape == (2, 16, 16, 3)
     for t in (out, base, sweep, samples):
@@ -418,50 +473,53 @@ def test_loader_caches_by_path_mtime_size_and_clears(M, host, tiny, tmp_path):
     assert host.clear_cache() == 2 and len(host.CACHE) == 0
 
 
-def test_comfy_hooks_progress_interrupt_unload_and_folders(M, host, tiny, monkeypatch, tmp_path):
-    """Fake comfy modules stand in for ComfyUI's: the node layer must use them when present."""
-    g, d = tiny
+def _fake_comfy(monkeypatch, tmp_path, host, device="cpu"):
+    """Fake comfy modules standing in for ComfyUI's; returns (calls, Interrupted)."""
 
     class Interrupted(Exception):
         pass
 
-    calls = {"updates": [], "unloaded": 0, "checks": 0}
+    calls = {"updates": [], "previews": [], "checks": 0, "free": [], "interrupt_at": None}
     mm = types.ModuleType("comfy.model_management")
-    mm.get_torch_device = lambda: torch.device("cpu")
+    mm.get_torch_device = lambda: torch.device(device)
     mm.intermediate_device = lambda: torch.device("cpu")
+    mm.free_memory = lambda need, dev, keep_loaded=(): calls["free"].append((need, dev))
+    mm.module_size = lambda m: sum(t.numel() * t.element_size() for t in m.state_dict().values())
 
     def check():
         calls["checks"] += 1
-        if calls["checks"] >= 3:
+        if calls["interrupt_at"] and calls["checks"] >= calls["interrupt_at"]:
             raise Interrupted()
 
     mm.throw_exception_if_processing_interrupted = check
-
-    def unload_all_models():
-        calls["unloaded"] += 1
-
-    mm.unload_all_models = unload_all_models
     utils = types.ModuleType("comfy.utils")
 
     class ProgressBar:
         def __init__(self, total):
             self.total = total
 
-        def update_absolute(self, value, total=None):
+        def update_absolute(self, value, total=None, preview=None):
             calls["updates"].append(value)
+            if preview is not None:
+                calls["previews"].append((value, preview))
 
     utils.ProgressBar = ProgressBar
     fp = types.ModuleType("folder_paths")
     fp.models_dir = str(tmp_path / "models")
     fp.folder_names_and_paths = {}
+    fp.get_input_directory = lambda: str(tmp_path / "input")
 
     def add_model_folder_path(name, path, is_default=False):
         fp.folder_names_and_paths.setdefault(name, ([], set()))[0].append(path)
 
+    def files(name):
+        d = Path(fp.folder_names_and_paths[name][0][0])
+        return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+
     fp.add_model_folder_path = add_model_folder_path
     fp.get_folder_paths = lambda name: fp.folder_names_and_paths[name][0]
-    fp.get_filename_list = lambda name: ["x.pt"]
-    fp.get_full_path = lambda name, f: None
+    fp.get_filename_list = files
+    fp.get_full_path = lambda name, f: os.path.join(fp.folder_names_and_paths[name][0][0], f)
     comfy = types.ModuleType("comfy")
     comfy.model_management, comfy.utils = mm, utils
     for name, mod in (
@@ -472,27 +530,96 @@ def test_comfy_hooks_progress_interrupt_unload_and_folders(M, host, tiny, monkey
     ):
         monkeypatch.setitem(sys.modules, name, mod)
     monkeypatch.setattr(host, "_registered", False)
-    monkeypatch.setattr(host, "_hooked", False)
+    return calls, Interrupted
 
+
+def test_inside_comfyui_folders_exist_and_progress_shows_previews_and_interrupts(
+    M, host, tiny, monkeypatch, tmp_path
+):
+    g, d = tiny
+    calls, Interrupted = _fake_comfy(monkeypatch, tmp_path, host)
     host.register_model_folders()
-    assert fp.folder_names_and_paths["jojogan"][0] == [str(tmp_path / "models" / "jojogan")]
-    assert ".safetensors" in fp.folder_names_and_paths["facedetection"][1]
-    assert M["JoJoGAN_LoadStyleGAN2"].INPUT_TYPES()["required"]["ckpt_name"][0] == ["x.pt"]
-
-    assert host.hook_unload()
-    host.CACHE.get(("k",), lambda: object())
-    mm.unload_all_models()
-    assert calls["unloaded"] == 1 and len(host.CACHE) == 0
+    assert fp_paths(host, "jojogan") == [tmp_path / "models" / "jojogan"]
+    assert (tmp_path / "models" / "jojogan").is_dir()
+    assert (tmp_path / "models" / "facedetection").is_dir()
+    fmap = sys.modules["folder_paths"].folder_names_and_paths
+    assert ".safetensors" in fmap["facedetection"][1]
 
     lat, _ = M["JoJoGAN_Invert"]().invert(g, "mean", 1, 0.05, 0, 0, "")
     ds, _ = M["JoJoGAN_BuildMixedDataset"]().build(g, _img(1), lat, "w+", "full", "", 1.0, 0, 0)
+    # live preview: every 2 steps and at the last, the tuned generator's drawing of the
+    # reference's code and three mixed faces, as ComfyUI's ("JPEG", PIL image, max size)
+    calls["updates"].clear()
+    sm, _ = M["JoJoGAN_Finetune"]().finetune(
+        g, d, ds, 5, 2e-3, False, 0.0, "", "const", 4, 0, preview_every=2
+    )
+    assert calls["updates"] == [1, 2, 3, 4, 5]
+    assert [v for v, _ in calls["previews"]] == [2, 4, 5]
+    fmt, pic, size = calls["previews"][0][1]
+    assert fmt == "JPEG" and size == 512 and pic.size == (2 * 18 + 2, 2 * 18 + 2)
+    # optimisation inversion shows its reconstruction the same way
+    calls["previews"].clear()
+    M["JoJoGAN_Invert"]().invert(g, "optimize", 3, 0.05, 0, 0, "", images=_img(2), preview_every=2)
+    assert [v for v, _ in calls["previews"]] == [2, 3]
+    assert calls["previews"][0][1][1].size == (2 * 18 + 2, 18 + 2)  # two faces side by side
+    # Cancel stops the fine-tune within a step; the base generator is untouched
     before = [p.clone() for p in g.generator.parameters()]
     calls["updates"].clear()
+    calls["checks"], calls["interrupt_at"] = 0, 3
     with pytest.raises(Interrupted):
         M["JoJoGAN_Finetune"]().finetune(g, d, ds, 200, 2e-3, False, 0.0, "", "const", 4, 0)
     assert calls["checks"] == 3 and calls["updates"] == [1, 2]  # stopped at step 3 of 200
     for a, b in zip(before, g.generator.parameters(), strict=True):
-        assert torch.equal(a, b)  # the base generator is untouched
+        assert torch.equal(a, b)
+
+
+def fp_paths(host, folder):
+    return host.model_dirs(folder)
+
+
+def test_models_wait_on_the_cpu_and_run_on_comfyuis_device(host, tiny, monkeypatch, tmp_path):
+    """on_device frees ComfyUI's memory for the modules first (as its upscale-model node does),
+    moves them to the device for the call and back to the CPU afterwards, errors included."""
+    g, d = tiny
+    calls, _ = _fake_comfy(monkeypatch, tmp_path, host, device="cuda:0")
+    moves = []
+    monkeypatch.setattr(host, "_move", lambda m, dev: moves.append((m, str(dev))))
+    size = sum(t.numel() * t.element_size() for t in g.generator.state_dict().values())
+    size += sum(t.numel() * t.element_size() for t in d.discriminator.state_dict().values())
+    with host.on_device(g.generator, None, d.discriminator, work_bytes=1000) as dev:
+        assert str(dev) == "cuda:0"
+        assert moves == [(g.generator, "cuda:0"), (d.discriminator, "cuda:0")]
+    assert calls["free"] == [(size + 1000, torch.device("cuda:0"))]
+    assert moves[2:] == [(g.generator, "cpu"), (d.discriminator, "cpu")]
+    moves.clear()
+    with pytest.raises(RuntimeError), host.on_device(g.generator):
+        raise RuntimeError("boom")
+    assert moves == [(g.generator, "cuda:0"), (g.generator, "cpu")]
+    assert host.storage_device() == torch.device("cpu")
+
+
+def test_example_inputs_are_copied_to_comfyuis_input_folder_never_over_a_file(
+    host, monkeypatch, tmp_path
+):
+    _fake_comfy(monkeypatch, tmp_path, host)
+    src = tmp_path / "pack_inputs"
+    src.mkdir()
+    (src / "a.jpg").write_bytes(b"new a")
+    (src / "b.mp4").write_bytes(b"new b")
+    (src / "LICENSES.md").write_text("not an input")
+    (tmp_path / "input").mkdir()
+    (tmp_path / "input" / "a.jpg").write_bytes(b"the user's own a")
+    assert host.install_example_inputs(src) == ["b.mp4"]
+    assert (tmp_path / "input" / "a.jpg").read_bytes() == b"the user's own a"
+    assert (tmp_path / "input" / "b.mp4").read_bytes() == b"new b"
+    assert not (tmp_path / "input" / "LICENSES.md").exists()
+    assert host.install_example_inputs(src) == []
+    assert sorted(p.name for p in (tmp_path / "input").iterdir()) == ["a.jpg", "b.mp4"]
+
+
+def test_the_pack_ships_the_inputs_its_workflows_name(host):
+    names = {p.name for p in host.EXAMPLE_INPUTS.iterdir()}
+    assert {"jojogan_face.jpg", "jojogan_reference.jpg", "jojogan_video.mp4"} <= names
 
 
 def test_nodes_work_under_comfyui_inference_mode(M, host, tiny, tmp_path):
