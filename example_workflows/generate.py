@@ -54,6 +54,15 @@ def pack_nodes() -> dict[str, type]:
     return nodes.NODE_CLASS_MAPPINGS
 
 
+def display_name(class_type: str) -> str:
+    """What ComfyUI shows as the node's title: the pack's display name, else the class type."""
+    if class_type in CORE_NODES:
+        return class_type
+    import nodes
+
+    return nodes.NODE_DISPLAY_NAME_MAPPINGS.get(class_type, class_type)
+
+
 def node_spec(class_type: str) -> dict:
     """inputs [(name, type, is_widget)] in INPUT_TYPES order and outputs [(name, type)]."""
     if class_type in CORE_NODES:
@@ -97,7 +106,11 @@ class Workflow:
     name: str
     title: str
     nodes: list[N]
-    note: str = ""
+    note: str = ""  # Markdown shown in a note node of the UI format
+    note_pos: tuple[int, int] = (0, -320)
+
+
+NOTE_ID = 99  # the note node's id in the UI format (API graphs have no notes)
 
 
 def to_api(wf: Workflow) -> dict:
@@ -106,22 +119,41 @@ def to_api(wf: Workflow) -> dict:
         spec = node_spec(n.type)
         inputs: dict = {}
         for name, _t, is_widget in spec["inputs"]:
-            if is_widget:
+            if name in n.links:  # a socket, or a widget fed by another node's output
+                src, idx = n.links[name]
+                inputs[name] = [str(src), idx]
+            elif is_widget:
                 if name not in n.widgets:
                     raise KeyError(f"{wf.name}: node {n.id} ({n.type}) lacks widget {name!r}")
                 inputs[name] = n.widgets[name]
-            elif name in n.links:
-                src, idx = n.links[name]
-                inputs[name] = [str(src), idx]
         unknown = (set(n.widgets) | set(n.links)) - {i[0] for i in spec["inputs"]}
         if unknown:
             raise KeyError(f"{wf.name}: node {n.id} ({n.type}) has unknown inputs {unknown}")
         out[str(n.id)] = {
             "class_type": n.type,
             "inputs": inputs,
-            "_meta": {"title": n.title or n.type},
+            "_meta": {"title": n.title or display_name(n.type)},
         }
     return out
+
+
+def model_download(name: str) -> dict:
+    """ComfyUI's ``properties.models`` entry for a known model file: the frontend's
+    missing-models dialog offers it (name, url, directory) when the file is absent."""
+    sys.path.insert(0, str(ROOT))
+    from jojogan import weights
+
+    entry = weights.REGISTRY[name]
+    hub = [s for s in entry.sources if s.kind == "hf"]
+    url = (hub or list(entry.sources))[0].url()
+    return {"name": name, "url": url, "directory": entry.folder}
+
+
+def ui_inputs(spec: dict, n: N) -> list[tuple[str, str, bool]]:
+    """The node's input slots in the UI format: its sockets, then the widgets fed by links."""
+    sockets = [(name, t, False) for name, t, w in spec["inputs"] if not w]
+    linked_widgets = [(name, t, True) for name, t, w in spec["inputs"] if w and name in n.links]
+    return sockets + linked_widgets
 
 
 def to_ui(wf: Workflow) -> dict:
@@ -130,14 +162,13 @@ def to_ui(wf: Workflow) -> dict:
     out_links: dict[tuple[int, int], list[int]] = {}
     in_link: dict[tuple[int, str], int] = {}
     for n in wf.nodes:
-        spec = node_spec(n.type)
-        for name, _t, is_widget in spec["inputs"]:
-            if is_widget or name not in n.links:
+        slots = ui_inputs(node_spec(n.type), n)
+        for dst_slot, (name, _t, _w) in enumerate(slots):
+            if name not in n.links:
                 continue
             src, idx = n.links[name]
             src_type = node_spec(by_id[src].type)["outputs"][idx][1]
             link_id = len(links) + 1
-            dst_slot = [i[0] for i in spec["inputs"] if not i[2]].index(name)
             links.append([link_id, src, idx, n.id, dst_slot, src_type])
             out_links.setdefault((src, idx), []).append(link_id)
             in_link[(n.id, name)] = link_id
@@ -155,6 +186,18 @@ def to_ui(wf: Workflow) -> dict:
         n_in = sum(1 for i in spec["inputs"] if not i[2])
         n_out = len(spec["outputs"])
         n_widgets = sum(1 for i in spec["inputs"] if i[2])
+        properties: dict = {"Node name for S&R": n.type}
+        models = [
+            model_download(n.widgets[w]) for w in MODEL_WIDGETS if n.widgets.get(w) is not None
+        ]
+        if models:
+            properties["models"] = models
+        inputs = []
+        for name, t, is_widget in ui_inputs(spec, n):
+            slot = {"name": name, "type": t, "link": in_link.get((n.id, name))}
+            if is_widget:
+                slot["widget"] = {"name": name}
+            inputs.append(slot)
         ui_nodes.append(
             {
                 "id": n.id,
@@ -164,11 +207,7 @@ def to_ui(wf: Workflow) -> dict:
                 "flags": {},
                 "order": order,
                 "mode": 0,
-                "inputs": [
-                    {"name": name, "type": t, "link": in_link.get((n.id, name))}
-                    for name, t, is_widget in spec["inputs"]
-                    if not is_widget
-                ],
+                "inputs": inputs,
                 "outputs": [
                     {
                         "name": name,
@@ -178,13 +217,33 @@ def to_ui(wf: Workflow) -> dict:
                     }
                     for k, (name, t) in enumerate(spec["outputs"])
                 ],
-                "title": n.title or n.type,
-                "properties": {"Node name for S&R": n.type},
+                "title": n.title or display_name(n.type),
+                "properties": properties,
                 "widgets_values": widgets_values,
             }
         )
+    if wf.note:
+        # a note for the reader (the frontend's MarkdownNote; not part of the API format)
+        ui_nodes.append(
+            {
+                "id": NOTE_ID,
+                "type": "MarkdownNote",
+                "pos": list(wf.note_pos),
+                "size": [440, 260],
+                "flags": {},
+                "order": len(ui_nodes),
+                "mode": 0,
+                "inputs": [],
+                "outputs": [],
+                "title": "Read me",
+                "properties": {},
+                "widgets_values": [wf.note],
+                "color": "#432",
+                "bgcolor": "#653",
+            }
+        )
     return {
-        "last_node_id": max(n.id for n in wf.nodes),
+        "last_node_id": max(n["id"] for n in ui_nodes),
         "last_link_id": len(links),
         "nodes": ui_nodes,
         "links": links,
@@ -199,10 +258,14 @@ def to_ui(wf: Workflow) -> dict:
 
 FFHQ = "stylegan2-ffhq-config-f.pt"
 E4E = "e4e_ffhq_encode.pt"
-REF_IMAGE = "jojogan_reference.png"
-REF_IMAGE_2 = "jojogan_reference_2.png"
-FACE_IMAGE = "jojogan_face.png"
+# The pack ships these inputs (example_workflows/inputs/, copied into ComfyUI's input folder
+# when the pack loads; example_workflows/make_assets.py makes them).
+REF_IMAGE = "jojogan_reference.jpg"
+REF_IMAGE_2 = "jojogan_reference_2.jpg"
+FACE_IMAGE = "jojogan_face.jpg"
 VIDEO = "jojogan_video.mp4"
+# Loader widgets that name a model file (models/jojogan), for the frontend's missing-models dialog.
+MODEL_WIDGETS = ("ckpt_name", "encoder_name", "model_name", "style_name")
 
 
 def _invert(id_, gen, images, pos, encoder=None, method="encoder", discriminator=None, **kw):
@@ -219,6 +282,7 @@ def _invert(id_, gen, images, pos, encoder=None, method="encoder", discriminator
         "n_iters": 0,
         "blend_layers": "",
         "objective": "pixel",
+        "preview_every": 25,
     }
     widgets.update(kw)
     return N(id_, "JoJoGAN_Invert", widgets, links, pos)
@@ -261,6 +325,7 @@ def _finetune(id_, gen, disc, ds, pos, steps=300, grayscale=False, id_weight=0.0
             "train_layers": "",
             "structure_weight": 0.0,
             "gram_weight": 0.0,
+            "preview_every": 25,
         },
         links,
         pos,
@@ -385,7 +450,7 @@ def workflows() -> list[Workflow]:
                 {"style_model": (6, 0), "latent": (7, 0)},
                 (1520, 600),
             ),
-            _save(11, (10, 0), "jojogan/toy_intensity", (1900, 600)),
+            _save(11, (10, 1), "jojogan/toy_intensity_grid", (1900, 600)),
         ],
     )
     one_shot = Workflow(
@@ -493,7 +558,7 @@ def workflows() -> list[Workflow]:
                 {"style_model": (3, 0), "latent": (6, 0)},
                 (1140, 200),
             ),
-            _save(8, (7, 0), "jojogan/intensity_sweep", (1520, 200)),
+            _save(8, (7, 1), "jojogan/intensity_sweep_grid", (1520, 200)),
         ],
     )
     released = Workflow(
@@ -538,7 +603,7 @@ def workflows() -> list[Workflow]:
                     "beta": 5.0,
                     "min_face": 48.0,
                 },
-                {"frames": (5, 0)},
+                {"frames": (5, 0), "fps": (5, 2)},
                 (760, 360),
             ),
             _invert(7, (1, 0), (6, 0), (1140, 300), encoder=(2, 0)),
@@ -553,7 +618,40 @@ def workflows() -> list[Workflow]:
             _save(10, (9, 0), "jojogan/video_frames", (2280, 300)),
         ],
     )
+    toy.note = (
+        "## Toy faces: JoJoGAN in a minute, no download\n"
+        "Runs on the small toy model shipped inside the pack: press **Queue**.\n\n"
+        "1. *Toy Render* draws a reference in the sketch style and four photo-style faces.\n"
+        "2. *Invert* finds their codes (watch the reconstruction in the node).\n"
+        "3. *Build Mixed Dataset* mixes the reference's code with random faces (Eq. 1).\n"
+        "4. *Finetune* (300 steps) shows the current stylization every 25 steps.\n"
+        "5. *Stylize* and *Interpolate Style* draw the inputs in the style; the grid has one row "
+        "per face, intensity 0 (left) to 1 (right).\n\n"
+        "Try another `style` in the reference's Toy Render node."
+    )
+    for wf in (one_shot, multi, colour, sweep, released, video):
+        wf.note = _ffhq_note(wf)
     return [toy, one_shot, multi, colour, sweep, released, video]
+
+
+def _ffhq_note(wf: Workflow) -> str:
+    """What the workflow needs and the command that fetches it."""
+    models = sorted(
+        {n.widgets[w] for n in wf.nodes for w in MODEL_WIDGETS if n.widgets.get(w) is not None}
+    )
+    inputs = sorted({n.widgets[k] for n in wf.nodes for k in ("image", "file") if k in n.widgets})
+    listed = "\n".join(f"- `{m}`" for m in models)
+    return (
+        f"## {wf.title}\n"
+        f"Needs these files in `ComfyUI/models/jojogan` (loaders list them even when absent; "
+        f"running without them tells you the same):\n{listed}\n\n"
+        "Get them in a terminal, from the pack's folder `ComfyUI/custom_nodes/comfyui-jojogan`, "
+        "with ComfyUI's Python:\n\n"
+        f"`python -m jojogan download {' '.join(models)}`\n\n"
+        "then refresh the page (press R) and **Queue**. The example inputs "
+        f"({', '.join(f'`{i}`' for i in inputs)}) ship with the pack; load your own in the "
+        "Load nodes."
+    )
 
 
 def render_all() -> dict[Path, str]:

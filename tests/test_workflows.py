@@ -174,10 +174,13 @@ def test_validator_catches_broken_graphs(pack):
 def test_ui_workflow_matches_its_api_twin(path, pack):
     ui = json.loads(path.read_text())
     api = json.loads((WF_DIR / "api" / path.name).read_text())
-    assert {str(n["id"]) for n in ui["nodes"]} == set(api)
+    notes = [n for n in ui["nodes"] if n["type"] == "MarkdownNote"]  # UI-only, for the reader
+    graph = [n for n in ui["nodes"] if n["type"] != "MarkdownNote"]
+    assert {str(n["id"]) for n in graph} == set(api)
     assert ui["last_node_id"] == max(n["id"] for n in ui["nodes"])
     assert ui["last_link_id"] == len(ui["links"])
-    for n in ui["nodes"]:
+    assert len(notes) == 1 and len(notes[0]["widgets_values"][0]) > 100
+    for n in graph:
         a = api[str(n["id"])]
         assert n["type"] == a["class_type"]
         spec = generate.node_spec(n["type"])
@@ -185,17 +188,22 @@ def test_ui_workflow_matches_its_api_twin(path, pack):
         values = list(n["widgets_values"])
         expected = []
         for name in widget_names:
-            expected.append(a["inputs"][name])
+            value = a["inputs"][name]
+            if isinstance(value, list):  # a widget fed by a link: an input slot in the UI
+                slot = next(i for i in n["inputs"] if i["name"] == name)
+                assert slot["widget"] == {"name": name} and slot["link"] is not None
+                value = values[len(expected)]  # its own value stays, unused
+            expected.append(value)
             if name == "seed":
                 expected.append("fixed")
             expected.extend(spec["ui_extra"].get(name, []))
         assert values == expected, n["type"]
         assert [o["type"] for o in n["outputs"]] == [t for _n, t in spec["outputs"]]
-    sockets = {n["id"]: [i["name"] for i in n["inputs"]] for n in ui["nodes"]}
+    sockets = {n["id"]: [i["name"] for i in n["inputs"]] for n in graph}
     for link_id, src, slot, dst, dst_slot, typ in ui["links"]:
         name = sockets[dst][dst_slot]
         assert api[str(dst)]["inputs"][name] == [str(src), slot]
-        src_node = next(n for n in ui["nodes"] if n["id"] == src)
+        src_node = next(n for n in graph if n["id"] == src)
         assert link_id in src_node["outputs"][slot]["links"]
         assert src_node["outputs"][slot]["type"] == typ
     n_links = sum(
@@ -257,16 +265,23 @@ def test_toy_workflow_runs_end_to_end_through_the_nodes(pack, tmp_path_factory, 
         wf["6"]["inputs"]["steps"] = 20  # the stand-in is for wiring, not for quality
     saved = run_api(wf, pack.NODE_CLASS_MAPPINGS)
     stylized = saved["jojogan/toy_stylized"]
-    sweep = saved["jojogan/toy_intensity"]
+    grid = saved["jojogan/toy_intensity_grid"]
     assert stylized.ndim == 4 and stylized.shape[0] == 4 and stylized.shape[-1] == 3
-    assert sweep.shape[0] == 4 * 3
-    for t in (stylized, sweep):
+    # one picture: a row per input face, a column per intensity (0, 1/2, 1), 2 px gaps
+    s = stylized.shape[1]
+    assert grid.shape == (1, 4 * (s + 2) + 2, 3 * (s + 2) + 2, 3)
+    for t in (stylized, grid):
         assert t.dtype == torch.float32 and float(t.min()) >= 0 and float(t.max()) <= 1
         assert torch.isfinite(t).all()
-    # intensity 0 is the base generator's reconstruction, 1 the fine-tuned one: they differ
-    per_input = sweep.view(4, 3, *sweep.shape[1:])
-    assert (per_input[:, 0] - per_input[:, 2]).abs().mean() > 1e-4
-    torch.testing.assert_close(per_input[:, 2], stylized, atol=1e-5, rtol=0)
+
+    def cell(row, col):
+        y, x = 2 + row * (s + 2), 2 + col * (s + 2)
+        return grid[0, y : y + s, x : x + s]
+
+    for i in range(4):
+        # intensity 0 is the base generator's reconstruction, 1 the fine-tuned one: they differ
+        assert (cell(i, 0) - cell(i, 2)).abs().mean() > 1e-4
+        torch.testing.assert_close(cell(i, 2), stylized[i], atol=1e-5, rtol=0)
 
 
 def test_toy_workflow_inverts_as_the_default_toy_recipe():
@@ -293,3 +308,25 @@ def test_toy_workflow_without_toy_model_fails_with_a_clear_message(pack, tmp_pat
     with pytest.raises(ValueError, match=r"JoJoGAN Load Toy Model: .*toy_stylegan2\.safetensors"):
         run_api(wf, pack.NODE_CLASS_MAPPINGS)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.stem)
+def test_ui_loader_nodes_carry_the_frontends_models_metadata(path):
+    """ComfyUI's frontend offers the download of a missing model named in a node's
+    properties.models (name, url, directory): every model a loader widget names is there, with
+    a URL of one of the registry's sources and the folder the pack registers."""
+    ui = json.loads(path.read_text())
+    for n in ui["nodes"]:
+        spec = generate.node_spec(n["type"]) if n["type"] != "MarkdownNote" else None
+        if spec is None:
+            continue
+        names = [name for name, _t, w in spec["inputs"] if w]
+        values = dict(zip([x for x in names], n["widgets_values"], strict=False))
+        wanted = [values[w] for w in MODEL_WIDGETS if w in values]
+        models = n["properties"].get("models", [])
+        assert [m["name"] for m in models] == wanted, n["type"]
+        for m in models:
+            entry = weights.REGISTRY[m["name"]]
+            assert m["directory"] == entry.folder
+            assert m["url"] in {s.url() for s in entry.sources}
+            assert m["url"].startswith("https://")
