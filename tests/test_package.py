@@ -41,7 +41,7 @@ def test_requirements_never_pin_torch(pack_root):
     assert not {"torch", "torchvision", "torchaudio"} & {n.strip().lower() for n in names}
 
 
-@pytest.mark.parametrize("key", ["PublisherId", "DisplayName", "Icon"])
+@pytest.mark.parametrize("key", ["PublisherId", "DisplayName", "Icon", "requires-comfyui"])
 def test_registry_section_present(pack_root, key):
     import tomllib
 
