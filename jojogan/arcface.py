@@ -100,9 +100,13 @@ def identity_loss(
 
 def load_arcface(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> ArcFace:
     """Load ``model_ir_se50.pth`` (or a .safetensors copy) strictly; returns an eval-mode,
-    frozen :class:`ArcFace`. A file of another kind gets a :class:`CheckpointError`."""
+    frozen :class:`ArcFace`. A file of another kind gets a :class:`CheckpointError`. A bare file
+    name that is not a file here is looked up in the download folders
+    (:func:`jojogan.weights.resolve`)."""
     from . import checkpoints as ck
+    from . import weights
 
+    path = weights._loader_path(path)
     src = os.fspath(path)
     raw = ck.load_file(path, map_location="cpu")
     layout = ck.detect_layout(raw)

@@ -1166,6 +1166,14 @@ def _size_error(p: Path, what: str, got: int, want: int) -> CheckpointError:
     )
 
 
+def _bare_name(path: PathLike) -> PathLike:
+    """A bare file name that is no file here is looked up in the model folders by
+    :func:`jojogan.weights.resolve` (imported lazily: weights imports this module)."""
+    from jojogan import weights
+
+    return weights._loader_path(path)
+
+
 def load_stylegan2(
     path: PathLike,
     *,
@@ -1179,11 +1187,13 @@ def load_stylegan2(
     checkpoints (``args``, optimiser states and ``ada_aug_p`` are read and ignored; ``args``
     kept as a dict), JoJoGAN style files ``{"g": ...}``, a bare generator state dict, and the
     same flattened as ``.safetensors`` (``g_ema.style.1.weight``, ...). ``parts`` selects which
-    of ``g_ema, g, d`` are built (all present ones by default).
+    of ``g_ema, g, d`` are built (all present ones by default). A bare file name that is not a
+    file here (``"stylegan2-ffhq-config-f.pt"``) is looked up in the download folders
+    (:func:`jojogan.weights.resolve`).
     """
     from jojogan import stylegan2
 
-    p = Path(path)
+    p = Path(_bare_name(path))
     parts = (parts,) if isinstance(parts, str) else tuple(parts)
     if not set(parts) <= set(_PARTS):
         raise ValueError(f"load_stylegan2: parts must be among {_PARTS}, got {parts!r}")

@@ -178,8 +178,12 @@ def load_style_model(
 
     Raises CheckpointError naming the file when it is not a style model, when its weights do not
     match, or (``check_base``) when it was made on another base model (both identities named).
+    A bare file name that is not a file here (``"arcane_jinx.pt"``) is looked up in the download
+    folders (:func:`jojogan.weights.resolve`).
     """
-    p = Path(path)
+    from . import weights
+
+    p = Path(weights._loader_path(path))
     kind = ck.sniff(ck._check_readable(p)) if p.exists() else None
     if kind is None:
         raise ck.CheckpointError(f"{p}: no such style-model file")

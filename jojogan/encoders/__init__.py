@@ -198,11 +198,14 @@ def load_encoder(
     of ``state_dict`` (encoder and decoder) must match. ``latent_avg`` comes from the file; when
     absent, e4e (with ``start_from_latent_avg``) and ReStyle use the decoder's mean of 10,000
     mapped z (seed 0). Returns an eval-mode, frozen module on ``device``; ``keep_decoder`` keeps
-    e4e's decoder as ``enc.decoder`` (ReStyle always keeps it: it needs it).
+    e4e's decoder as ``enc.decoder`` (ReStyle always keeps it: it needs it). A bare file name
+    that is not a file here is looked up in the download folders (:func:`jojogan.weights.resolve`).
     Raises :class:`jojogan.checkpoints.CheckpointError` for any other file.
     """
     from .. import checkpoints as ck
+    from .. import weights
 
+    path = weights._loader_path(path)
     src = os.fspath(path)
     raw = ck.load_file(path, map_location="cpu")
     layout = ck.detect_layout(raw)

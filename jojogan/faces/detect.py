@@ -218,16 +218,17 @@ class DlibDetector:
 
 def detector_cache_dirs(models_dir: str | os.PathLike | None = None) -> list[Path]:
     """Folders searched for detector weights, in order: ``models_dir`` (ComfyUI passes its
-    ``models/facedetection``), ``$JOJOGAN_CACHE/facedetection``, ``~/.cache/jojogan/facedetection``.
+    ``models/facedetection``), then ``jojogan.weights.cache_dir("facedetection")``
+    (``$JOJOGAN_CACHE/facedetection`` or ``~/.cache/jojogan/facedetection``), where
+    ``python -m jojogan download detection_Resnet50_Final.pth`` puts it outside ComfyUI.
     """
+    from ..weights import cache_dir
+
     dirs = []
     if models_dir is not None:
         dirs.append(Path(models_dir))
-    env = os.environ.get("JOJOGAN_CACHE")
-    if env:
-        dirs.append(Path(env) / "facedetection")
-    dirs.append(Path.home() / ".cache" / "jojogan" / "facedetection")
-    return dirs
+    dirs.append(cache_dir("facedetection"))
+    return list(dict.fromkeys(dirs))
 
 
 def _find_retinaface_weights(models_dir=None) -> Path | None:
