@@ -1040,6 +1040,30 @@ def download(
     if entry is None:
         raise WeightsError(missing_file_message(os.fspath(name)))
     d = Path(dest_dir) if dest_dir is not None else default_dir(entry.folder)
+    with _target_lock(d / entry.name):  # two threads asking for one file: one download
+        return _download(entry, d, progress, urls, timeout, chunk, structure, log)
+
+
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _target_lock(target: Path) -> threading.Lock:
+    key = os.path.normcase(os.path.abspath(target))
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(key, threading.Lock())
+
+
+def _download(
+    entry: WeightFile,
+    d: Path,
+    progress: Progress | None,
+    urls: Sequence[str] | None,
+    timeout: float,
+    chunk: int,
+    structure: bool,
+    log: Callable[[str], object] | None,
+) -> Path:
     target = d / entry.name
     say = log or (lambda text: None)
     if target.is_file():
@@ -1111,13 +1135,19 @@ def download(
                     f"{src.describe()} publishes: the transfer was corrupted"
                 )
             verify(staged, entry, structure=structure, digest=digest)
+            os.replace(staged, target)
+            fsync_dir(d)
         except WeightsError as e:
             errors.append(str(e))
             shutil.rmtree(work, ignore_errors=True)  # a bad file is never resumed
             work.mkdir(parents=True, exist_ok=True)
             continue
-        os.replace(staged, target)
-        fsync_dir(d)
+        except OSError as e:  # gone under us (another process finished it first), disk errors
+            if target.is_file():
+                verify(target, entry, structure=structure)
+                return target
+            errors.append(f"{staged}: {_short(e)}")
+            continue
         _cleanup(work)
         say(f"{entry.name}: verified, saved as {target}")
         return target

@@ -257,6 +257,26 @@ def test_hub_download_lands_in_the_folder_with_progress_and_sha256(hub, tmp_path
     assert len(hub.requests) == n
 
 
+def test_two_threads_asking_for_one_file_download_it_once(hub, tmp_path, style_bytes):
+    hub.add("owner/styles", "tiny_style.pt", style_bytes)
+    dest = tmp_path / "d"
+    results: list = []
+
+    def get():
+        try:
+            results.append(W.download(_hub_entry(), dest))
+        except Exception as e:  # reported by the assertion below
+            results.append(e)
+
+    threads = [threading.Thread(target=get) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert results == [dest / "tiny_style.pt"] * 2
+    assert sum(1 for srv, m, _, _ in hub.requests if srv == "cdn" and m == "GET") == 1
+
+
 def test_hub_download_resumes_after_a_dropped_connection(hub, tmp_path, monkeypatch):
     import huggingface_hub.constants as hc
 
