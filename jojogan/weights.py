@@ -1076,6 +1076,7 @@ def _download(
         return target
     offline = hf_offline()
     sources = [Source("url", u) for u in urls] if urls is not None else list(entry.sources)
+    created = not d.exists()
     try:
         d.mkdir(parents=True, exist_ok=True)
         work = d / STAGING / entry.name
@@ -1152,6 +1153,11 @@ def _download(
         say(f"{entry.name}: verified, saved as {target}")
         return target
     _cleanup(work, everything=False)
+    if created:  # leave no empty folder behind a failed first download
+        try:
+            d.rmdir()
+        except OSError:
+            pass
     if not errors:
         why = "HF_HUB_OFFLINE is set" if offline else "no network?"
         if skipped:
