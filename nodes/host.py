@@ -234,6 +234,12 @@ def model_dirs(folder: str = FOLDER_MODELS) -> list[Path]:
     return [weights.cache_dir(folder)]
 
 
+def _hidden(name: str) -> bool:
+    """Inside a hidden folder or a hidden file: e.g. a download still being verified in
+    ``.jojogan-download/`` (`jojogan.weights.STAGING`)."""
+    return any(part.startswith(".") for part in Path(name).parts)
+
+
 def _present_files(folder: str) -> list[tuple[str, Path]]:
     """(name as the widget shows it, full path) of every model file in the folders."""
     found: dict[str, Path] = {}
@@ -243,7 +249,7 @@ def _present_files(folder: str) -> list[tuple[str, Path]]:
         try:
             for name in fp.get_filename_list(folder):
                 full = fp.get_full_path(folder, name)
-                if full:
+                if full and not _hidden(name):
                     found.setdefault(name, Path(full))
             return sorted(found.items())
         except Exception:
@@ -251,8 +257,9 @@ def _present_files(folder: str) -> list[tuple[str, Path]]:
     for d in model_dirs(folder):
         if d.is_dir():
             for p in d.rglob("*"):
-                if p.is_file() and p.suffix.lower() in MODEL_EXTENSIONS:
-                    found.setdefault(p.relative_to(d).as_posix(), p)
+                rel = p.relative_to(d).as_posix()
+                if p.is_file() and p.suffix.lower() in MODEL_EXTENSIONS and not _hidden(rel):
+                    found.setdefault(rel, p)
     return sorted(found.items())
 
 

@@ -438,6 +438,51 @@ def test_missing_model_file_says_where_to_put_it_and_where_to_get_it(M, tmp_path
         M["JoJoGAN_LoadEncoder"]().load("")
 
 
+def test_loaders_list_their_own_kind_and_the_known_files_they_can_fetch(
+    M, host, tiny, monkeypatch, tmp_path
+):
+    """Inside ComfyUI each loader offers the files of its kind (a style file is not a base
+    checkpoint), files whose kind cannot be told (to say what is wrong with them), then the known
+    files not downloaded yet; half-downloaded files in the staging folder are never offered. A
+    missing known file is the pack's message: the file, its source, the folder, the command."""
+    from jojogan.checkpoints import save_stylegan2
+
+    g, d = tiny
+    _fake_comfy(monkeypatch, tmp_path, host)
+    host.register_model_folders()
+    folder = tmp_path / "models" / "jojogan"
+    save_stylegan2(folder / "mine.safetensors", g_ema=g.generator, d=d.discriminator)
+    torch.save({"g": g.generator.state_dict()}, folder / "my_style.pt")
+    (folder / "broken.pt").write_text("<html>quota exceeded</html>")
+    (folder / ".jojogan-download").mkdir()
+    (folder / ".jojogan-download" / "half.pt").write_bytes(b"partial")
+    fp = sys.modules["folder_paths"]
+    fp.get_filename_list = lambda name: sorted(
+        p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()
+    )
+
+    def choices(node, widget):
+        return M[node].INPUT_TYPES()["required"][widget][0]
+
+    ckpts = choices("JoJoGAN_LoadStyleGAN2", "ckpt_name")
+    assert ckpts == ["broken.pt", "mine.safetensors", "stylegan2-ffhq-config-f.pt"]
+    styles = choices("JoJoGAN_LoadStyleModel", "style_name")
+    assert styles[:2] == ["broken.pt", "my_style.pt"] and "jojo.pt" in styles[2:]
+    assert "mine.safetensors" not in styles and "stylegan2-ffhq-config-f.pt" not in styles
+    assert choices("JoJoGAN_LoadEncoder", "encoder_name")[1:] == [
+        "e4e_ffhq_encode.pt",
+        "restyle_psp_ffhq_encode.pt",
+    ]
+    assert choices("JoJoGAN_LoadArcFace", "model_name") == ["broken.pt", "model_ir_se50.pth"]
+    # choosing a known file that is not there: the pack's message with the exact command
+    with pytest.raises(ValueError) as err:
+        M["JoJoGAN_LoadEncoder"]().load("e4e_ffhq_encode.pt")
+    msg = str(err.value)
+    assert msg.startswith("JoJoGAN Load Encoder: 'encoder_name': ")
+    assert "e4e_ffhq_encode.pt" in msg and str(folder) in msg
+    assert "-m jojogan download e4e_ffhq_encode.pt" in msg and "Hugging Face" in msg
+
+
 def test_html_page_saved_as_checkpoint_is_a_clear_node_error(M, tmp_path):
     folder = tmp_path / "cache" / "jojogan"
     folder.mkdir(parents=True)
