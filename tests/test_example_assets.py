@@ -103,8 +103,8 @@ def test_video_is_an_mp4():
 
 
 def test_video_frames_have_one_face(dlib_detector):
-    """Decoded with PyAV as ComfyUI's LoadVideo does (skipped where PyAV is not installed)."""
-    av = pytest.importorskip("av")
+    """Decoded with PyAV as ComfyUI's LoadVideo does (PyAV is a dev dependency)."""
+    import av
     import torch
 
     with av.open(str(INPUTS / VIDEO)) as box:
