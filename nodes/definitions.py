@@ -568,7 +568,7 @@ class AlignFaces:
         photos = _photos(self.DISPLAY, "images", images)
         det = self._detector(detector)
         faces, index = [], []
-        with warnings.catch_warnings():
+        with host.on_device(det), warnings.catch_warnings():
             warnings.simplefilter("ignore", jf.FaceNote)
             for i, photo in enumerate(photos):
                 found = jf.align_faces(
@@ -676,7 +676,7 @@ class AlignVideo:
     def align(self, frames, size, smooth, fps, min_cutoff, beta, min_face, detector=None):
         photos = _photos(self.DISPLAY, "frames", frames)
         det = AlignFaces._detector(detector)
-        with warnings.catch_warnings():
+        with host.on_device(det), warnings.catch_warnings():
             warnings.simplefilter("ignore", jf.FaceNote)
             faces = jf.align_video(
                 photos,

@@ -104,7 +104,11 @@ def storage_device() -> torch.device:
     return torch.device("cpu") if in_comfyui() else torch_device()
 
 
-def _module_bytes(m: nn.Module) -> int:
+def _module_bytes(m: Any) -> int:
+    """Bytes of a module's weights (a face detector: of its ``network``; dlib: 0)."""
+    m = m if isinstance(m, nn.Module) else getattr(m, "network", None)
+    if not isinstance(m, nn.Module):
+        return 0
     mm = _comfy("comfy.model_management")
     if mm is not None and hasattr(mm, "module_size"):
         try:
@@ -115,13 +119,14 @@ def _module_bytes(m: nn.Module) -> int:
 
 
 @contextlib.contextmanager
-def on_device(*modules: nn.Module | None, work_bytes: int = 0) -> Iterator[torch.device]:
+def on_device(*modules: Any, work_bytes: int = 0) -> Iterator[torch.device]:
     """Run a node's call with ``modules`` on the compute device, then put them back.
 
     Inside ComfyUI: ``model_management.free_memory(size of the modules + work_bytes, device)``
     unloads ComfyUI's own models as far as needed, the modules move to the device, and on exit
     (also on error or interrupt) back to the CPU. Outside ComfyUI the modules stay where they are
-    (the compute device). Yields the device."""
+    (the compute device). A module may also be any object with a ``to(device)`` method (the
+    RetinaFace detector); objects without one (dlib) stay where they are. Yields the device."""
     device = torch_device()
     mods = [m for m in modules if m is not None]
     mm = _comfy("comfy.model_management")

@@ -421,6 +421,7 @@ def test_retinaface_without_weights_says_which_file_where_and_from_where(
     msg = str(ei.value)
     assert RETINAFACE_WEIGHTS in msg and str(isolated_cache) in msg
     assert "models/facedetection" in msg and "releases/download/v0.1.0" in msg
+    assert f"-m jojogan download {RETINAFACE_WEIGHTS}" in msg and "dlib" in msg
     assert get_detector("auto", models_dir=isolated_cache).name == "dlib"  # fallback
 
 
@@ -436,6 +437,8 @@ def test_retinaface_with_weights_is_chosen_by_auto_and_converts_detections(
         det.name == "retinaface" and float(det._model.w.detach().sum()) == 2.0
     )  # 'module.' stripped
     assert get_detector("auto", models_dir=isolated_cache) is det  # cached
+    assert det.to("cpu") is det and det._model.device == torch.device("cpu")
+    assert det.network is det._model
     (face,) = align_faces(astro, 64, detector=det)
     assert face.landmarks68 is None and face.backend == "retinaface"
     assert np.allclose(face.landmarks5, row[0, 5:].reshape(5, 2))

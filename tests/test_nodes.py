@@ -641,6 +641,18 @@ def test_models_wait_on_the_cpu_and_run_on_comfyuis_device(host, tiny, monkeypat
         raise RuntimeError("boom")
     assert moves == [(g.generator, "cuda:0"), (g.generator, "cpu")]
     assert host.storage_device() == torch.device("cpu")
+    # face detectors: RetinaFace's network is counted and moved; dlib (no network) is not
+    calls["free"].clear()
+
+    class RetinaLike:
+        network = torch.nn.Linear(2, 2)
+
+    class DlibLike:
+        pass
+
+    with host.on_device(RetinaLike(), DlibLike()):
+        pass
+    assert calls["free"] == [(6 * 4, torch.device("cuda:0"))]
 
 
 def test_example_inputs_are_copied_to_comfyuis_input_folder_never_over_a_file(

@@ -240,11 +240,13 @@ def _find_retinaface_weights(models_dir=None) -> Path | None:
 
 
 def _missing_weights_message(models_dir=None) -> str:
-    where = ", ".join(str(d) for d in detector_cache_dirs(models_dir))
+    from jojogan.weights import missing_file_message
+
+    dirs = detector_cache_dirs(models_dir)
     return (
-        f"RetinaFace weights {RETINAFACE_WEIGHTS} not found. Put the file in one of: {where} "
-        f"(in ComfyUI: models/facedetection/). It is facexlib's GitHub release v0.1.0 asset: "
-        f"{RETINAFACE_URL} . Or use detector='dlib', which works offline."
+        "RetinaFace: "
+        + missing_file_message(RETINAFACE_WEIGHTS, dirs[:1])
+        + " Or use detector='dlib', which works offline."
     )
 
 
@@ -297,6 +299,18 @@ class RetinaFaceDetector:
         self._model = model.eval()
         self.conf_threshold = float(conf_threshold)
         self.weights_path = path
+
+    @property
+    def network(self) -> torch.nn.Module:
+        """The RetinaFace network (for device placement and memory accounting)."""
+        return self._model
+
+    def to(self, device: str | torch.device) -> RetinaFaceDetector:
+        """Move the network (and facexlib's record of its device) to ``device``."""
+        device = torch.device(device)
+        self._model.to(device)
+        self._model.device = device
+        return self
 
     @torch.no_grad()
     def detect(self, image: np.ndarray | torch.Tensor) -> list[Detection]:
