@@ -1,5 +1,6 @@
 """The toy fine-tune recipes of `python -m jojogan demo` and benchmarks/bench_toy_quality.py:
-the default ("paper", the released code's), "fine", flag overrides and clear errors."""
+the default ("refined"), "paper", "fine", flag overrides and clear errors; the demo's labelled
+grid, progress lines, default style and score explanation."""
 
 from __future__ import annotations
 
@@ -170,7 +171,7 @@ def test_toy_quality_refines_the_inputs_codes_and_not_the_references(monkeypatch
     g, d = tiny_g(), tiny_d()
     calls, real = [], cli.invert_toy
 
-    def record(images, g_, d_, enc, steps=150, refine_steps=0, edge_steps=0):
+    def record(images, g_, d_, enc, steps=150, refine_steps=0, edge_steps=0, progress=None):
         calls.append((images.shape[0], refine_steps, edge_steps))
         return real(images, g_, d_, enc, steps=2)
 
@@ -321,7 +322,7 @@ def test_supervised_bound_fine_tunes_on_true_pairs_without_mixing(monkeypatch):
     g, d = tiny_g(), tiny_d()
     inverted, tuned, real_inv, real_ft = [], [], cli.invert_toy, ft.finetune
 
-    def record_inv(images, g_, d_, enc, steps=150, refine_steps=0, edge_steps=0):
+    def record_inv(images, g_, d_, enc, steps=150, refine_steps=0, edge_steps=0, progress=None):
         inverted.append((images.clone(), refine_steps))
         return real_inv(images, g_, d_, enc, steps=2)
 
@@ -361,3 +362,213 @@ def test_supervised_bound_rejects_bad_pair_counts_before_any_work(k, monkeypatch
     monkeypatch.setattr(cli, "invert_toy", lambda *a, **k: pytest.fail("worked first"))
     with pytest.raises(ValueError, match="supervised_pairs"):
         cli.toy_style_quality(tiny_g(), tiny_d(), None, "sketch", supervised_pairs=k)
+
+
+# -- the demo: labelled grid, progress, default style, the score explained -----------------------
+
+FAST = ("--steps", "2", "--reference-edge-steps", "2", "--input-refine-steps", "2", "--n", "2")
+
+
+def test_invert_toy_reports_its_steps_across_its_stages():
+    """progress(step, total, loss) runs through the refinement and then the edge steps."""
+    g, d = tiny_g(), tiny_d()
+
+    class Enc(torch.nn.Module):
+        input_size = 32
+
+        def forward(self, x):
+            return g.mean_latent(64)[:, None].expand(x.shape[0], g.n_latent, -1).clone()
+
+    seen = []
+    images = torch.zeros(1, 3, 32, 32)
+    invert_toy(
+        images, g, d, Enc(), refine_steps=3, edge_steps=2, progress=lambda *a: seen.append(a)
+    )
+    assert [(s, t) for s, t, _ in seen] == [(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]
+    assert all(isinstance(loss, float) for *_, loss in seen)
+    seen.clear()
+    invert_toy(images, g, d, None, steps=2, progress=lambda *a: seen.append(a))
+    assert [(s, t) for s, t, _ in seen] == [(1, 2), (2, 2)]
+
+
+def test_toy_quality_announces_every_phase_and_can_skip_the_benchmarks_baselines(monkeypatch):
+    """progress announces the phases in order (step 0) and numbers the inversions' steps;
+    extra_baselines=False leaves out the warped reference and the copies (not computed)."""
+    import jojogan.__main__ as cli
+    import jojogan.toy.score as score
+    from jojogan.finetune import FinetuneSettings
+
+    g, d = tiny_g(), tiny_d()
+
+    class Enc(torch.nn.Module):
+        input_size = 32
+
+        def forward(self, x):
+            return g.mean_latent(64)[:, None].expand(x.shape[0], g.n_latent, -1).clone()
+
+    monkeypatch.setattr(score, "warp_to_layouts", lambda *a: pytest.fail("warped"))
+    monkeypatch.setattr(cli, "reference_copy", lambda *a: pytest.fail("copied"))
+    seen = []
+    m = cli.toy_style_quality(
+        g,
+        d,
+        Enc(),
+        "ink",
+        n_unseen=2,
+        settings=FinetuneSettings(steps=2),
+        inversion=ToyInversion(refine_steps=1, reference_edge_steps=2, input_refine_steps=3),
+        measure_gaze=False,
+        extra_baselines=False,
+        progress=lambda *a: seen.append(a),
+    )
+    starts = [(p, t) for p, s, t, loss in seen if s == 0]
+    assert starts == [
+        (cli.PHASE_REFERENCE, 3),
+        (cli.PHASE_FINETUNE, 2),
+        (cli.PHASE_INPUTS, 4),
+        (cli.PHASE_STYLIZE, 0),
+        (cli.PHASE_SCORE, 0),
+    ]
+    assert [p for p, _ in starts] == list(cli.PHASES)
+    ref_steps = [s for p, s, _, _ in seen if p == cli.PHASE_REFERENCE and s]
+    assert ref_steps == [1, 2, 3]  # 1 refining, then 2 matching edges
+    assert [s for p, s, _, _ in seen if p == cli.PHASE_INPUTS and s] == [1, 2, 3, 4]
+    assert "d_warped_reference" not in m and "d_colour_copy_bound" not in m
+    assert "warped_reference" not in m["images"] and m["d_stylized"] > 0
+
+
+def _run_demo(tmp_path, capsys, monkeypatch, *argv):
+    """The demo on the shipped toy model with 2-step inversions and fine-tune; returns (stdout,
+    the PNG as an array, the headers and rows _labeled_grid was given)."""
+    import numpy as np
+    from PIL import Image
+
+    import jojogan.__main__ as cli
+
+    drawn = {}
+    real = cli._labeled_grid
+
+    def spy(headers, rows, **kw):
+        drawn.update(headers=list(headers), rows=rows, kw=kw)
+        return real(headers, rows, **kw)
+
+    monkeypatch.setattr(cli, "_labeled_grid", spy)
+    out = tmp_path / "demo.png"
+    assert cli.main(["demo", *FAST, "--out", str(out), *argv]) == 0
+    return capsys.readouterr().out, np.asarray(Image.open(out).convert("RGB")), drawn
+
+
+def test_demo_default_style_is_the_best_scoring_one():
+    """The demo's default style is the one the toy benchmark scores best with the default recipe
+    (ink, x1.86 on seed 0: README.md's table), and --style defaults to it."""
+    import jojogan.__main__ as cli
+
+    assert cli.DEFAULT_STYLE == "ink" and cli.DEMO_FACES == 4
+    assert cli.DEFAULT_RECIPE == "refined" and RECIPES["refined"]["steps"] == 300
+
+
+def test_demo_leaves_a_core_to_the_rest_of_the_machine(monkeypatch):
+    import jojogan.__main__ as cli
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    for cores, want in ((1, 1), (2, 1), (8, 7)):
+        monkeypatch.setattr(cli, "_TORCH_THREADS", cores)
+        assert cli.demo_threads() == want
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setattr(cli, "_TORCH_THREADS", 2)
+    assert cli.demo_threads() == 2
+
+
+def test_demo_grid_has_a_header_row_and_one_row_per_face(tmp_path, capsys, monkeypatch):
+    """The PNG: a header band with text over every column (reference, input, one per intensity,
+    the truth), then n rows of k columns of 3x-upscaled toy images where the geometry puts them;
+    the reference once, in its own column; the printed description names rows and columns as
+    drawn."""
+    import numpy as np
+
+    import jojogan.__main__ as cli
+
+    text, png, drawn = _run_demo(tmp_path, capsys, monkeypatch)
+    headers = drawn["headers"]
+    assert headers == [
+        "reference (ink)",
+        "input photo",
+        "style 1/3",
+        "style 2/3",
+        "style 1",
+        "truth (renderer)",
+    ]
+    rows, kw = drawn["rows"], drawn["kw"]
+    assert len(rows) == 2 and all(len(r) == len(headers) - 1 for r in rows)
+    geo = cli._grid_geometry(len(headers), 2, 64, title=True, scale=3, pad=6, breaks=kw["breaks"])
+    assert png.shape == (geo.height, geo.width, 3) and geo.cell == 192
+    band = png[: geo.ys[0]]
+    for x in geo.xs:  # every column has its header drawn (dark text pixels)
+        assert (band[:, x : x + geo.cell] < 128).any(axis=2).sum() > 50
+    assert (png[geo.ys[0] - 4 : geo.ys[0]] > 128).all()  # no text runs into the images
+    for i, row in enumerate(rows):
+        for j, t in enumerate(row):
+            want = cli._to_uint8(t[None])[0].repeat(3, 0).repeat(3, 1)
+            x, y = geo.xs[j + 1], geo.ys[i]
+            assert np.array_equal(png[y : y + 192, x : x + 192], want), (i, j)
+    ref = cli._to_uint8(kw["aside"][None])[0].repeat(3, 0).repeat(3, 1)
+    column = png[geo.ys[0] :, geo.xs[0] : geo.xs[0] + 192]
+    hits = [y for y in range(column.shape[0] - 191) if np.array_equal(column[y : y + 192], ref)]
+    assert len(hits) == 1  # once, not per row
+    line = next(ln for ln in text.splitlines() if "wrote " in ln)
+    assert "one row per unseen face" in line and "columns: the ink reference" in line
+    assert line.index("input photo") < line.index("intensity 1/3, 2/3, 1") < line.index("truth")
+
+
+def test_demo_prints_every_phase_with_elapsed_seconds(tmp_path, capsys, monkeypatch):
+    import re
+
+    text, _, _ = _run_demo(tmp_path, capsys, monkeypatch)
+    lines = text.splitlines()
+    want = [
+        "loading the toy model",
+        "inverting the ink reference: the encoder, then 2 steps matching its edges",
+        "reference inversion step 2/2",
+        "fine-tuning the generator on the reference: 2 steps",
+        "fine-tune step 2/2",
+        "inverting the 2 unseen input photos: the encoder, then 2 steps refining toward each",
+        "inputs' inversion step 2/2",
+        "stylizing the 2 inputs at intensity 1/3, 2/3, 1",
+        "scoring the outputs against the truth",
+        "wrote ",
+        "done",
+    ]
+    at = []
+    for w in want:
+        hit = [i for i, ln in enumerate(lines) if w in ln]
+        assert hit, f"no progress line {w!r} in:\n{text}"
+        assert re.match(r"\[ *\d+\.\d s\] ", lines[hit[0]]), lines[hit[0]]
+        at.append(hit[0])
+    assert at == sorted(at)
+
+
+def test_demo_explains_the_score_after_the_table(tmp_path, capsys, monkeypatch):
+    """One line after the table says what d is, that lower is better, and how the outputs
+    compare with the input unchanged and the reference copy (the table's figures)."""
+    text, _, _ = _run_demo(tmp_path, capsys, monkeypatch)
+    lines = text.splitlines()
+    head = next(i for i, ln in enumerate(lines) if ln.startswith("| style |"))
+    cells = [c.strip() for c in lines[head + 2].strip("|").split("|")]
+    d_out, d_in, d_ref = cells[2:5]
+    expl = lines[head + 3]
+    assert expl.startswith("d = how far an image is from the truth")
+    assert "lower is better" in expl and "structure similarity" in expl
+    assert f"score {d_out}" in expl
+    assert f"leaving the input unchanged scores {d_in}" in expl
+    assert f"copying the reference {d_ref}" in expl
+    assert "closer to the truth than the better baseline" in expl or "no closer" in expl
+
+
+def test_demo_full_score_adds_the_benchmarks_baselines(tmp_path, capsys, monkeypatch):
+    text, _, _ = _run_demo(tmp_path, capsys, monkeypatch, "--full-score", "--no-gaze")
+    table = next(ln for ln in text.splitlines() if ln.startswith("| style |"))
+    assert "warped reference" in table and "identity copy" in table and "gaze" not in table
+    plain, _, _ = _run_demo(tmp_path, capsys, monkeypatch)
+    assert "warped reference" not in next(
+        ln for ln in plain.splitlines() if ln.startswith("| style |")
+    )
