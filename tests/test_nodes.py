@@ -483,6 +483,38 @@ def test_loaders_list_their_own_kind_and_the_known_files_they_can_fetch(
     assert "-m jojogan download e4e_ffhq_encode.pt" in msg and "Hugging Face" in msg
 
 
+def test_auto_download_is_opt_in_and_goes_into_the_loaders_folder(
+    M, host, tiny, monkeypatch, tmp_path
+):
+    """With $JOJOGAN_AUTO_DOWNLOAD=1 a missing known file is fetched (jojogan.weights.download,
+    tested against a local hub in test_weights.py) into the folder the loader reads, then
+    loaded; without it, nothing is fetched; an unknown name is never fetched."""
+    from jojogan import weights
+    from jojogan.checkpoints import save_stylegan2
+
+    g, d = tiny
+    _fake_comfy(monkeypatch, tmp_path, host)
+    folder = tmp_path / "models" / "jojogan"
+    fetched = []
+
+    def download(name, dest_dir=None, **kw):
+        fetched.append((name, Path(dest_dir)))
+        path = Path(dest_dir) / name
+        save_stylegan2(path, g_ema=g.generator, d=d.discriminator)
+        return path
+
+    monkeypatch.setattr(weights, "download", download)
+    with pytest.raises(ValueError, match="-m jojogan download"):
+        M["JoJoGAN_LoadStyleGAN2"]().load("stylegan2-ffhq-config-f.pt")
+    assert fetched == []
+    monkeypatch.setenv("JOJOGAN_AUTO_DOWNLOAD", "1")
+    with pytest.raises(ValueError, match="not a file this pack knows"):
+        M["JoJoGAN_LoadStyleGAN2"]().load("someone_elses.pt")
+    gen, disc = M["JoJoGAN_LoadStyleGAN2"]().load("stylegan2-ffhq-config-f.pt")
+    assert fetched == [("stylegan2-ffhq-config-f.pt", folder)]
+    assert gen.generator.size == g.generator.size and disc is not None
+
+
 def test_html_page_saved_as_checkpoint_is_a_clear_node_error(M, tmp_path):
     folder = tmp_path / "cache" / "jojogan"
     folder.mkdir(parents=True)
