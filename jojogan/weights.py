@@ -527,25 +527,25 @@ def _same(a: Path, b: Path) -> bool:
 def missing_file_message(
     name: str | os.PathLike | WeightFile, dirs: Sequence[str | os.PathLike] | None = None
 ) -> str:
-    """Which file, where to put it, where it can be found, and (last) the exact command that
-    downloads it into the first of ``dirs`` (default: the cache folder)."""
+    """Which file is missing where, then the exact command that downloads it into the first of
+    ``dirs`` (default: the cache folder), then where else it can be found."""
     entry = name if isinstance(name, WeightFile) else _entry(name)
     shown = entry.name if isinstance(name, WeightFile) else os.fspath(name)
     folder = entry.folder if entry else "jojogan"
     where = [os.fspath(d) for d in dirs] if dirs else [os.fspath(cache_dir(folder))]
-    msg = (
-        f"model file '{shown}' not found. Put it in {' or '.join(where)} "
-        f"(in ComfyUI: models/{folder}/)."
-    )
+    msg = f"model file '{shown}' not found in {' or '.join(where)}"
+    if not any(Path(d).parts[-2:] == ("models", folder) for d in where):
+        msg += f" (in ComfyUI: models/{folder}/)"
     if entry is None:
         known = ", ".join(sorted(REGISTRY))
-        return msg + f" It is not a file this pack knows; known files: {known}."
+        return msg + f". It is not a file this pack knows; known files: {known}."
     sources = "; ".join(s.describe() for s in entry.sources)
     size = f", about {entry.approx_size // MB} MB" if entry.approx_size else ""
     command = download_command([entry.name], dest_dir=where[0])
     return (
-        f"{msg} It is the {entry.description}{size}. Sources: {sources}. To download it there "
-        f"(on a machine with internet access), run: {command}"
+        f"{msg}. It is the {entry.description}{size}. To download it there, run in a terminal "
+        f"(on a machine with internet access): {command} -- or put the file there yourself; "
+        f"sources: {sources}."
     )
 
 

@@ -360,7 +360,7 @@ def test_offline_hub_down_names_file_folder_sources_and_command(tmp_path, monkey
     msg = str(err.value)
     assert "tiny_style.pt" in msg and str(dest) in msg and "models/jojogan" in msg
     assert "owner/styles" in msg and "Connection refused" in msg
-    assert msg.endswith(W.download_command(["tiny_style.pt"], dest_dir=dest))
+    assert f": {W.download_command(['tiny_style.pt'], dest_dir=dest)} -- " in msg
     assert "python -m jojogan download tiny_style.pt" in msg
     assert not dest.exists()  # not even an empty folder
 
@@ -510,12 +510,17 @@ def test_offline_error_names_file_folder_and_sources(tmp_path):
 # ------------------------------------------------------------------------ messages, commands
 
 
-def test_missing_file_message_ends_with_the_command(tmp_path):
-    msg = W.missing_file_message("e4e_ffhq_encode.pt", [tmp_path])
-    assert str(tmp_path) in msg and "AIRI-Institute/HairFastGAN" in msg
-    assert msg.endswith(f"python -m jojogan download e4e_ffhq_encode.pt --dir {tmp_path}")
+def test_missing_file_message_gives_the_command_before_the_sources(tmp_path):
+    models = tmp_path / "models" / "jojogan"
+    msg = W.missing_file_message("e4e_ffhq_encode.pt", [models])
+    assert msg.startswith(f"model file 'e4e_ffhq_encode.pt' not found in {models}. It is")
+    command = f"python -m jojogan download e4e_ffhq_encode.pt --dir {models}"
+    assert f"(on a machine with internet access): {command} -- or put" in msg
+    assert msg.index(command) < msg.index("AIRI-Institute/HairFastGAN")
+    assert "in ComfyUI: models" not in msg  # a ComfyUI models folder needs no hint
     home = W.missing_file_message("e4e_ffhq_encode.pt")  # its default folder: no --dir
-    assert home.endswith("run: python -m jojogan download e4e_ffhq_encode.pt")
+    assert ": python -m jojogan download e4e_ffhq_encode.pt -- or put" in home
+    assert "(in ComfyUI: models/jojogan/)" in home
     msg = W.missing_file_message("mystery.pt", [tmp_path])
     assert "not a file this pack knows" in msg and "jojogan download" not in msg
 
@@ -717,7 +722,7 @@ def test_loaders_look_up_bare_names_and_say_how_to_get_missing_ones(tmp_path, mo
             load(name)
         msg = str(err.value)
         assert isinstance(err.value, CheckpointError)  # callers catching CheckpointError still do
-        assert msg.endswith(f"python -m jojogan download {name}") and str(W.cache_dir()) in msg
+        assert f"python -m jojogan download {name} -- " in msg and str(W.cache_dir()) in msg
     cache = W.cache_dir()
     cache.mkdir(parents=True)
     torch.save({"g": {"x": torch.zeros(1)}}, cache / "e4e_ffhq_encode.pt")  # found, wrong kind
