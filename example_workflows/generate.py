@@ -42,6 +42,18 @@ CORE_NODES: dict[str, dict] = {
         "inputs": [("video", "VIDEO", False)],
         "outputs": [("images", "IMAGE"), ("audio", "AUDIO"), ("fps", "FLOAT")],
     },
+    "CreateVideo": {
+        "inputs": [("images", "IMAGE", False), ("fps", "FLOAT", True), ("audio", "AUDIO", False)],
+        "outputs": [("VIDEO", "VIDEO")],
+    },
+    "SaveVideo": {
+        "inputs": [
+            ("video", "VIDEO", False),
+            ("filename_prefix", "STRING", True),
+            ("format", "COMBO", True),
+            ("codec", "COMBO", True),
+        ]
+    },
 }
 
 SOCKET_TYPES = {"IMAGE", "MASK", "VIDEO", "AUDIO", "LATENT", "MODEL"}
@@ -111,6 +123,7 @@ class Workflow:
 
 
 NOTE_ID = 99  # the note node's id in the UI format (API graphs have no notes)
+OUTPUT_NODE_SIZE = [400, 440]  # Save Image / Save Video: room for what they show
 
 
 def to_api(wf: Workflow) -> dict:
@@ -203,7 +216,9 @@ def to_ui(wf: Workflow) -> dict:
                 "id": n.id,
                 "type": n.type,
                 "pos": list(n.pos),
-                "size": [320, 60 + 24 * (max(n_in, n_out) + n_widgets)],
+                "size": OUTPUT_NODE_SIZE
+                if n.type in ("SaveImage", "SaveVideo")
+                else [320, 60 + 24 * (max(n_in, n_out) + n_widgets)],
                 "flags": {},
                 "order": order,
                 "mode": 0,
@@ -249,7 +264,7 @@ def to_ui(wf: Workflow) -> dict:
         "links": links,
         "groups": [],
         "config": {},
-        "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}, "jojogan": {"title": wf.title}},
+        "extra": {"jojogan": {"title": wf.title}},
         "version": 0.4,
     }
 
@@ -403,7 +418,7 @@ def workflows() -> list[Workflow]:
                 "JoJoGAN_ToyRender",
                 {"style": "photo", "seed": 100, "count": 4, "size": 64},
                 {},
-                (0, 520),
+                (0, 680),
                 "Inputs (photo style)",
             ),
             # the toy recipe's reference inversion (jojogan.__main__ "edges"): the encoder's
@@ -427,15 +442,15 @@ def workflows() -> list[Workflow]:
                 7,
                 (1, 0),
                 (3, 0),
-                (380, 520),
+                (380, 680),
                 encoder=(1, 2),
                 discriminator=(1, 1),
                 method="optimize",
                 steps=300,
                 lr=0.01,
             ),
-            _stylize(8, (6, 0), (7, 0), (1520, 300)),
-            _save(9, (8, 0), "jojogan/toy_stylized", (1900, 300)),
+            _stylize(8, (6, 0), (7, 0), (1520, 0)),
+            _save(9, (8, 0), "jojogan/toy_stylized", (1900, 0)),
             N(
                 10,
                 "JoJoGAN_InterpolateStyle",
@@ -448,9 +463,9 @@ def workflows() -> list[Workflow]:
                     "batch_size": 8,
                 },
                 {"style_model": (6, 0), "latent": (7, 0)},
-                (1520, 600),
+                (1520, 480),
             ),
-            _save(11, (10, 1), "jojogan/toy_intensity_grid", (1900, 600)),
+            _save(11, (10, 1), "jojogan/toy_intensity_grid", (1900, 480)),
         ],
     )
     one_shot = Workflow(
@@ -615,7 +630,21 @@ def workflows() -> list[Workflow]:
                 {"images": (5, 0), "stylized": (8, 0), "faces": (6, 1)},
                 (1900, 300),
             ),
-            _save(10, (9, 0), "jojogan/video_frames", (2280, 300)),
+            # the stylized frames as a video again, at the clip's frame rate, with its sound
+            N(
+                10,
+                "CreateVideo",
+                {"fps": 24.0},
+                {"images": (9, 0), "fps": (5, 2), "audio": (5, 1)},
+                (2280, 300),
+            ),
+            N(
+                11,
+                "SaveVideo",
+                {"filename_prefix": "jojogan/video_stylized", "format": "auto", "codec": "auto"},
+                {"video": (10, 0)},
+                (2660, 300),
+            ),
         ],
     )
     toy.note = (

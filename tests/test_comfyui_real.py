@@ -286,7 +286,8 @@ def _standin_patch(wf: dict) -> dict:
 
 
 def _output_images(comfy: Comfy, hist: dict) -> dict[str, list]:
-    """node id -> the PIL images its outputs saved (fetched through /view)."""
+    """node id -> the PIL images its outputs saved (fetched through /view); a saved video
+    (Save Video) counts as its frames, decoded with PyAV."""
     from PIL import Image
 
     out: dict[str, list] = {}
@@ -295,7 +296,16 @@ def _output_images(comfy: Comfy, hist: dict) -> dict[str, list]:
             q = urllib.parse.urlencode(
                 {"filename": img["filename"], "subfolder": img["subfolder"], "type": img["type"]}
             )
-            pic = Image.open(BytesIO(comfy.get(f"/view?{q}")))
+            data = comfy.get(f"/view?{q}")
+            if img["filename"].lower().endswith((".mp4", ".webm", ".mov")):
+                import av
+
+                with av.open(BytesIO(data)) as box:
+                    frames = [f.to_image() for f in box.decode(video=0)]
+                assert len(frames) > 1, f"{img['filename']}: {len(frames)} frames"
+                out.setdefault(node_id, []).extend(frames)
+                continue
+            pic = Image.open(BytesIO(data))
             pic.load()
             assert pic.size[0] > 0
             out.setdefault(node_id, []).append(pic)
@@ -565,7 +575,7 @@ def test_bundled_api_workflow_is_accepted_and_finishes(comfy, name):
     assert hist["status"]["status_str"] == "success", _errors(hist)
     images = _output_images(comfy, hist)
     assert images, "no saved image"
-    saves = {k for k, v in wf.items() if v["class_type"] == "SaveImage"}
+    saves = {k for k, v in wf.items() if v["class_type"] in ("SaveImage", "SaveVideo")}
     assert set(images) == saves, (sorted(images), sorted(saves))
     # the intensity sweeps save Interpolate Style's grid: one picture, a row per input face
     # and a column per intensity
@@ -581,8 +591,10 @@ def test_bundled_api_workflow_is_accepted_and_finishes(comfy, name):
             ratio = grid.size[0] / grid.size[1]
             assert abs(ratio - count / rows) < 0.15 * count / rows, (grid.size, count, rows)
     if name == "jojogan_video_frames":
-        # Get Video Components' fps drives Align Video's smoothing
-        assert wf["6"]["inputs"]["fps"] == ["5", 2]
+        # Get Video Components' fps drives Align Video's smoothing and the saved video, which
+        # has as many frames as the clip (48)
+        assert wf["6"]["inputs"]["fps"] == ["5", 2] and wf["10"]["inputs"]["fps"] == ["5", 2]
+        assert len(images["11"]) == 48
     if toy:
         # live previews while they run: the inputs' Invert (node 7) and Finetune (node 6), in
         # the new format (with the node id), each arriving while its node executes

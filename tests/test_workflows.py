@@ -121,7 +121,7 @@ def validate_api(wf: dict, mappings: dict) -> list[str]:
     outputs = [
         n
         for n in wf.values()
-        if n["class_type"] == "SaveImage"
+        if n["class_type"] in ("SaveImage", "SaveVideo")
         or getattr(mappings.get(n["class_type"]), "OUTPUT_NODE", False)
     ]
     if not outputs:
