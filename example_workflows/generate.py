@@ -649,7 +649,7 @@ def workflows() -> list[Workflow]:
     )
     toy.note = (
         "## Toy faces: JoJoGAN in a minute, no download\n"
-        "Runs on the small toy model shipped inside the pack: press **Queue**.\n\n"
+        "Runs on the small toy model shipped inside the pack: press **Run**.\n\n"
         "1. *Toy Render* draws a reference in the sketch style and four photo-style faces.\n"
         "2. *Invert* finds their codes (watch the reconstruction in the node).\n"
         "3. *Build Mixed Dataset* mixes the reference's code with random faces (Eq. 1).\n"
@@ -677,7 +677,7 @@ def _ffhq_note(wf: Workflow) -> str:
         "Get them in a terminal, from the pack's folder `ComfyUI/custom_nodes/comfyui-jojogan`, "
         "with ComfyUI's Python:\n\n"
         f"`python -m jojogan download {' '.join(models)}`\n\n"
-        "then refresh the page (press R) and **Queue**. The example inputs "
+        "then press R in ComfyUI (it refreshes the model lists) and **Run**. The example inputs "
         f"({', '.join(f'`{i}`' for i in inputs)}) ship with the pack; load your own in the "
         "Load nodes."
     )
