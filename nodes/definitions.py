@@ -1011,18 +1011,18 @@ class BuildMixedDataset:
                 "preset": (
                     [*jmix.PRESETS, "custom"],
                     {
-                        "tooltip": "Which layers keep the reference's code: full = the "
-                        "released default, takes the reference's colours too; preserve_color = "
-                        "the released colour-keeping mask; X and C = the paper's sets (C with "
-                        "Finetune's grayscale); custom = the 'layers' widget."
+                        "tooltip": "Which layers take random faces' codes (the rest keep the "
+                        "reference's): full = the released default, the style's colours too; "
+                        "preserve_color = the released colour-keeping mask; X and C = the "
+                        "paper's sets (C with Finetune's grayscale); custom = 'layers'."
                     },
                 ),
                 "layers": (
                     "STRING",
                     {
                         "default": "",
-                        "tooltip": "preset custom: the layers kept from the reference, e.g. "
-                        "'7-17' or '9,11,15,16,17'.",
+                        "tooltip": "preset custom: the layers that take random faces' codes, "
+                        "e.g. '7-17' or '9,11,15,16,17'; the others keep the reference's.",
                     },
                 ),
                 "blend": (
@@ -1032,8 +1032,9 @@ class BuildMixedDataset:
                         "min": 0.0,
                         "max": 1.0,
                         "step": 0.05,
-                        "tooltip": "Weight of the reference's code in the kept layers (1 = the "
-                        "reference's code; lower mixes in the random faces').",
+                        "tooltip": "How far the mixed layers go to the random faces' codes: 1 "
+                        "= fully (the notebook's style strength 1); lower keeps part of the "
+                        "reference's code there.",
                     },
                 ),
                 "preview_count": (
