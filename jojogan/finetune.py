@@ -21,29 +21,45 @@ Gram matrix of the discriminator's three shallowest convs, so those faces carry 
 texture statistics wherever their contours are (Gatys et al. 2016). Measured on the toy domain in
 docs/toy_recipe_sweep.md (toy recipe ``structure``).
 
-Differences from the released code (`stylize.ipynb`), on purpose:
+The released code (`stylize.ipynb`, "Finetune StyleGAN") is reproduced exactly by
+``FinetuneSettings.released()`` with ``seed=None``: every draw then comes from torch's global
+generator in the notebook's order, so ``torch.manual_seed(s)`` followed by ``finetune`` gives the
+notebook's per-step losses and weights after the same ``torch.manual_seed(s)`` (CPU, float32;
+measured in tests/test_finetune.py against the reference modules). docs/finetune.md has the table.
+Where we differ, it is a named option:
 
-* the mapping network is never updated (the released code optimises every generator parameter,
-  mapping included, although the mapping is only used to draw z_i); the synthesis network, its
-  affine (modulation) layers and the constant input are trained;
-* the discriminator's weights get no gradients and the reference's features are computed once
-  (the released code recomputes them every step);
-* the references are processed in chunks with gradient accumulation: memory does not grow with
-  the number of references (the released code batches all of them, which runs out of GPU memory
-  beyond about four at 1024 px); the gradient is that of the one-batch mean loss;
-* noise: ``noise_mode="const"`` (default) uses the generator's stored noise, the noise the
-  inversion used; the released code draws random noise (train mode): ``noise_mode="random"``;
-* every random draw comes from ``seed`` (same seed, same device -> same bytes); a NaN/inf loss or
-  gradient skips the step, and ``max_bad_steps`` failures in a row stop with "diverged at step k".
+* ``reference_features="once"`` (default): the discriminator is frozen and the reference's
+  features are computed once; the released code recomputes them every step under ``no_grad``
+  (``"every_step"``) and lets its discriminator accumulate weight gradients it never uses. Same
+  loss values;
+* ``refs_per_chunk``: the references are processed in chunks with gradient accumulation, so
+  memory does not grow with their number (the released code batches all of them); the gradient
+  is that of the one-batch mean loss;
+* ``noise_mode="const"`` (our default) uses the generator's stored noise, the noise the inversion
+  used; the released code draws random noise (``"random"``). Different results, opt-in;
+* ``preset_indices="scaled"`` (our default) maps a preset's 1024 px W+ indices to smaller
+  generators by relative depth; the released code indexes literally (``"literal"``: full =
+  ``range(7, n_latent)``, preserve_color = [9,11,15,16,17], which exists at 1024 px only);
+* ``seed`` (an integer, our default) draws from our own `torch.Generator` (same seed, same
+  device -> same bytes, the global RNG untouched); ``rng="global"`` draws from torch's global
+  generators as the notebook does;
+* a NaN/inf loss or gradient skips the step, and ``max_bad_steps`` failures in a row stop with
+  "diverged at step k".
+
+The mapping network is not trained, here or in the released code: the notebook hands every
+generator parameter to Adam, but draws its random codes through ``generator.get_latent``, which
+JoJoGAN's model.py decorates with ``@torch.no_grad()``; the mapping's gradient stays None and
+Adam skips it (checked bit for bit in tests/fixtures/released/make_golden.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +79,7 @@ __all__ = [
     "FinetuneSettings",
     "default_feature_layers",
     "finetune",
+    "global_rng",
 ]
 
 DEFAULT_FEATURE_LAYERS = (1, 3, 4, 5)  # the released code's discriminator taps
@@ -70,6 +87,25 @@ GRAM_LAYERS = (0, 1, 2)  # the texture term's taps: the discriminator's shallowe
 STRUCTURE_SIZE = 256  # the structure term's edges are taken at most at this size
 MAX_STEPS = 100_000
 NOISE_MODES = ("const", "random", "none")
+RNGS = ("local", "global")
+REFERENCE_FEATURES = ("once", "every_step")
+PRESET_INDICES = ("scaled", "literal")
+RELEASED_PRESERVE_COLOR = (9, 11, 15, 16, 17)  # the notebook's id_swap with preserve_color
+RELEASED_FIRST_MIXED = 7  # the notebook's id_swap otherwise: range(7, n_latent)
+# Fields that change how a run is computed or paid for, not the recipe (see `recipe`).
+_NOT_RECIPE = (
+    "steps",
+    "seed",
+    "rng",
+    "refs_per_chunk",
+    "reference_features",
+    "max_bad_steps",
+    "preview_every",
+    "keep_partial",
+    "precision",
+    "channels_last",
+    "compile",
+)
 Callback = Callable[[int, float, "Tensor | None"], Any]
 
 
@@ -99,7 +135,18 @@ class FinetuneSettings:
     (colour preservation). id_weight: identity-loss weight (0 = off; the paper uses 2e3..5e3;
     needs an ArcFace model). refs_per_chunk: references per forward/backward (memory), the
     gradient is accumulated over all references every step. noise_mode: "const", "random" or
-    "none". seed: every random draw. max_bad_steps: NaN/inf steps in a row before giving up.
+    "none". seed: every random draw; None (with ``rng="global"``) draws from torch's global
+    generators as they stand. rng: "local" (our own `torch.Generator(seed)` on the CPU: z, noise,
+    every draw; the global RNG untouched) or "global" (torch's global generators in the released
+    notebook's order: each step ``torch.randn([R, style_dim])`` on the CPU for z, then one noise
+    map per synthesis layer on the generator's device; an integer seed seeds them inside
+    `global_rng`, which restores them afterwards). reference_features: "once" (the reference's
+    discriminator features computed once) or "every_step" (recomputed each step, as the released
+    code does; same values). preset_indices: "scaled" (a preset's 1024 px W+ indices mapped to
+    smaller generators by relative depth, `jojogan.mixing`) or "literal" (the released code's
+    ``id_swap``: full = W+ ``range(7, n_latent)`` at any size, preserve_color = [9,11,15,16,17],
+    which exists only at 1024 px and is refused below). max_bad_steps: NaN/inf steps in a row
+    before giving up.
     preview_every: render a preview every N steps for the callback (0 = never).
     structure_weight / gram_weight: the structure (edges of random faces kept) and texture (Gram
     of shallow discriminator features matched to the reference) terms above, 0 = off (the paper);
@@ -116,6 +163,9 @@ class FinetuneSettings:
     it measured faster, off elsewhere. compile: run the generator + discriminator forward through
     `torch.compile` (fused elementwise kernels; the first step pays the compile time, reported by
     benchmarks/bench_gpu.py; float32 results equal eager ones to rounding).
+
+    `FinetuneSettings.released()` gives the released notebook's recipe; the defaults here are
+    the pack's own (constant noise, scaled presets, a seed of our own).
     """
 
     steps: int = 300
@@ -134,7 +184,10 @@ class FinetuneSettings:
     random_faces: int = 4
     refs_per_chunk: int = 4
     noise_mode: str = "const"
-    seed: int = 0
+    seed: int | None = 0
+    rng: str = "local"
+    reference_features: str = "once"
+    preset_indices: str = "scaled"
     max_bad_steps: int = 10
     preview_every: int = 0
     keep_partial: bool = False
@@ -178,8 +231,30 @@ class FinetuneSettings:
             raise bad("refs_per_chunk", "must be an integer >= 1")
         if self.noise_mode not in NOISE_MODES:
             raise bad("noise_mode", f"must be one of {NOISE_MODES}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise bad("seed", "must be an integer")
+        if self.rng not in RNGS:
+            raise bad("rng", f"must be one of {RNGS}")
+        if self.seed is None:
+            if self.rng != "global":
+                raise bad(
+                    "seed",
+                    "None draws from torch's global generator and needs rng='global' "
+                    "(FinetuneSettings.released() sets it); give an integer for our own stream",
+                )
+        elif not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise bad("seed", "must be an integer, or None with rng='global'")
+        if self.reference_features not in REFERENCE_FEATURES:
+            raise bad("reference_features", f"must be one of {REFERENCE_FEATURES}")
+        if self.preset_indices not in PRESET_INDICES:
+            raise bad("preset_indices", f"must be one of {PRESET_INDICES}")
+        if self.preset_indices == "literal" and (
+            self.space != "w+" or self.layers is not None or self.preset not in _LITERAL
+        ):
+            raise bad(
+                "preset_indices",
+                "'literal' is the released code's id_swap: it needs space='w+', layers=None and "
+                f"preset 'full' or 'preserve_color' (space={self.space!r}, preset={self.preset!r},"
+                f" layers={self.layers!r})",
+            )
         if not isinstance(self.max_bad_steps, int) or self.max_bad_steps < 1:
             raise bad("max_bad_steps", "must be an integer >= 1")
         if not isinstance(self.preview_every, int) or self.preview_every < 0:
@@ -200,8 +275,84 @@ class FinetuneSettings:
         if discriminator is not None:
             self.taps(discriminator)
 
+    @classmethod
+    def released(
+        cls,
+        steps: int = 300,
+        strength: float = 1.0,
+        preserve_color: bool = False,
+        *,
+        seed: int | None = None,
+        rng: str | None = None,
+        **operational: Any,
+    ) -> FinetuneSettings:
+        """The released notebook's training cell (`stylize.ipynb`, "Finetune StyleGAN").
+
+        ``num_iter = steps``; its slider ``alpha = strength`` (the loop's ``alpha = 1 - strength``
+        keeps that share of the reference's code on the mixed layers: ``blend = strength``);
+        ``id_swap = range(7, n_latent)``, or [9,11,15,16,17] with ``preserve_color`` (1024 px
+        only: refused below, where those latents do not exist); Adam lr 2e-3, betas (0, 0.99),
+        every synthesis parameter trained (the notebook's mapping gets no gradient, see the
+        module docstring); loss the mean over the discriminator taps (1,3,4,5, as far as the
+        discriminator has them) of the L1 between features; random noise; no other term.
+
+        seed None (default): torch's global generators in the notebook's order (``rng`` becomes
+        "global"), so ``torch.manual_seed(s)`` then `finetune` reproduces the notebook run after
+        the same ``torch.manual_seed(s)`` (CPU, float32). An integer: our own stream (``rng``
+        "local"), or with ``rng="global"`` the notebook's stream after ``torch.manual_seed(seed)``
+        with the global RNG restored afterwards. ``operational``: fields that do not change the
+        recipe (refs_per_chunk, reference_features, precision, preview_every, keep_partial,
+        channels_last, compile, max_bad_steps).
+        """
+        bad = sorted(k for k in operational if k not in _NOT_RECIPE)
+        if bad:
+            raise TypeError(
+                f"FinetuneSettings.released: {bad} would change the released recipe; build "
+                "FinetuneSettings(...) or dataclasses.replace() the result instead"
+            )
+        st = cls(
+            steps=steps,
+            lr=2e-3,
+            betas=(0.0, 0.99),
+            space="w+",
+            preset="preserve_color" if preserve_color else "full",
+            layers=None,
+            blend=strength,
+            preset_indices="literal",
+            feature_layers=None,
+            train_layers=None,
+            grayscale=False,
+            id_weight=0.0,
+            structure_weight=0.0,
+            gram_weight=0.0,
+            noise_mode="random",
+            seed=seed,
+            rng=rng if rng is not None else ("global" if seed is None else "local"),
+            **operational,
+        )
+        st.validate()
+        return st
+
+    def recipe(self) -> str:
+        """The recipe's name: "released" (what `released` makes, up to steps, strength,
+        preserve_color and the fields that only change how it is computed, `_NOT_RECIPE`),
+        "default" (likewise for the pack's own defaults) or "custom"."""
+        mine = {k: v for k, v in self.to_dict().items() if k not in _NOT_RECIPE}
+        if _finite_number(self.blend) and 0 <= self.blend <= 1:
+            rel = FinetuneSettings.released(
+                strength=self.blend, preserve_color=self.preset == "preserve_color"
+            ).to_dict()
+            if mine == {k: v for k, v in rel.items() if k not in _NOT_RECIPE}:
+                return "released"
+        default = FinetuneSettings().to_dict()
+        if mine == {k: v for k, v in default.items() if k not in _NOT_RECIPE}:
+            return "default"
+        return "custom"
+
     def mask(self, generator: nn.Module) -> MixingMask:
         """The mask M for ``generator`` (ValueError if a layer is out of range)."""
+        if self.preset_indices == "literal":
+            return _literal_mask(generator, str(self.preset), float(self.blend))
         return build_mask(
             generator,
             self.space,
@@ -239,11 +390,84 @@ class FinetuneSettings:
         return taps
 
     def to_dict(self) -> dict:
+        """Every field, JSON-ready (tuples as lists)."""
         d = dataclasses.asdict(self)
         for k, v in d.items():
             if isinstance(v, tuple):
                 d[k] = list(v)
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FinetuneSettings:
+        """Settings from `to_dict` output, also from older versions (missing fields take their
+        defaults); an unknown field is a ValueError naming it."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"FinetuneSettings.from_dict: unknown fields {unknown}")
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**kw)
+
+
+_LITERAL = ("full", "preserve_color")
+
+
+def _literal_mask(generator: nn.Module, preset: str, blend: float) -> MixingMask:
+    """The released code's ``id_swap`` on ``generator``, unscaled (ValueError where it has no
+    meaning: preserve_color below 1024 px, full with fewer than 8 W+ latents)."""
+    n = int(generator.n_latent)
+    if preset == "preserve_color":
+        mixed = RELEASED_PRESERVE_COLOR
+        if max(mixed) >= n:
+            raise ValueError(
+                f"FinetuneSettings: the released preserve_color layers {list(mixed)} exist only "
+                f"at 1024 px (18 W+ latents); this {generator.size} px generator has {n}. Use "
+                "preset_indices='scaled' (the same layers by relative depth) or give layers=..."
+            )
+    else:
+        mixed = tuple(range(RELEASED_FIRST_MIXED, n))
+        if not mixed:
+            raise ValueError(
+                f"FinetuneSettings: the released full mask mixes W+ layers 7..n_latent-1; this "
+                f"{generator.size} px generator has {n} latents, so nothing would be mixed. Use "
+                "preset_indices='scaled' or give layers=..."
+            )
+    b = float(blend)
+    weights = tuple(1.0 - b if i in mixed else 1.0 for i in range(n))
+    return MixingMask(space="w+", weights=weights, preset=preset, blend=b)
+
+
+@contextlib.contextmanager
+def global_rng(seed: int | None, device: torch.device | str = "cpu") -> Iterator[None]:
+    """Seed torch's global CPU generator and ``device``'s with ``seed`` for the block, as
+    ``torch.manual_seed(seed)`` would for them, and restore both states afterwards (the block's
+    draws leave no trace, so other ComfyUI nodes see the global RNG as it was). seed None: the
+    global generators as they stand, advanced by the block."""
+    if seed is None:
+        yield
+        return
+    dev = torch.device(device)
+    cpu = torch.get_rng_state()
+    acc = None
+    if dev.type == "cuda":
+        dev = torch.device("cuda", torch.cuda.current_device() if dev.index is None else dev.index)
+        acc = torch.cuda.get_rng_state(dev)
+    elif dev.type == "mps":
+        acc = torch.mps.get_rng_state()
+    try:
+        torch.default_generator.manual_seed(int(seed))
+        if dev.type == "cuda":
+            with torch.cuda.device(dev):
+                torch.cuda.manual_seed(int(seed))
+        elif dev.type == "mps":
+            torch.mps.manual_seed(int(seed))
+        yield
+    finally:
+        torch.set_rng_state(cpu)
+        if dev.type == "cuda":
+            torch.cuda.set_rng_state(acc, dev)
+        elif dev.type == "mps":
+            torch.mps.set_rng_state(acc)
 
 
 def default_feature_layers(discriminator: nn.Module) -> tuple[int, ...]:
@@ -372,12 +596,36 @@ def _forward(
     return img, d.features(_grayscale(img) if grayscale else img, taps)
 
 
-def _draw_noise(g: nn.Module, n: int, rng: torch.Generator, like: Tensor) -> list[Tensor]:
+def _draw_noise(g: nn.Module, n: int, rng: torch.Generator | None, like: Tensor) -> list[Tensor]:
+    """One N(0,1) map [n,1,H,W] per synthesis layer, in forward order: from ``rng`` on the CPU,
+    or (``rng`` None) from the global generator of ``like``'s device, as rosinality's
+    `NoiseInjection` draws them (``new_empty(...).normal_()``) during the forward."""
     out = []
     for i in range(g.num_layers):
         res = 2 ** ((i + 5) // 2)
-        out.append(torch.randn(n, 1, res, res, generator=rng).to(like))
+        if rng is None:
+            out.append(torch.randn(n, 1, res, res, device=like.device, dtype=like.dtype))
+        else:
+            out.append(torch.randn(n, 1, res, res, generator=rng).to(like))
     return out
+
+
+def _rng_state(device: torch.device) -> dict:
+    """The global generators' state (CPU, and ``device``'s) for resuming a global-stream run."""
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    elif device.type == "mps":
+        state["mps"] = torch.mps.get_rng_state()
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+    elif "mps" in state:
+        torch.mps.set_rng_state(state["mps"])
 
 
 def finetune(
@@ -484,8 +732,12 @@ def finetune(
     nhwc = settings.channels_last
     if nhwc is None:
         nhwc = device.type == "cpu"
+    # an integer seed with rng="global": the notebook's stream, the caller's RNG state restored
+    seeded = (
+        global_rng(settings.seed, device) if settings.rng == "global" else contextlib.nullcontext()
+    )
     try:
-        with ops.channels_last(nhwc):
+        with ops.channels_last(nhwc), seeded:
             _run(
                 generator,
                 g_new,
@@ -548,31 +800,51 @@ def _run(
     bounds = [(a, min(a + chunk, n_ref)) for a in range(0, n_ref, chunk)]
     gram_taps = _gram_taps(d)
     ref_grams: list[Tensor] = []
-    with torch.no_grad():  # Eq. 2: the reference's features, once
-        ref_feats = []
-        for a, b in bounds:
-            y = _grayscale(references[a:b]) if st.grayscale else references[a:b]
-            ref_feats.append([f.detach() for f in d.features(y, taps)])
-            if st.gram_weight > 0:  # the texture term's target: the references' mean Gram
+
+    def reference_features() -> list[list[Tensor]]:
+        """Eq. 2's targets D_t(y) per chunk (no gradient; deterministic, so computing them
+        once or every step gives the same values)."""
+        with torch.no_grad():
+            out = []
+            for a, b in bounds:
+                y = _grayscale(references[a:b]) if st.grayscale else references[a:b]
+                out.append([f.detach() for f in d.features(y, taps)])
+        return out
+
+    ref_feats = reference_features()
+    if st.gram_weight > 0:  # the texture term's target: the references' mean Gram
+        with torch.no_grad():
+            for a, b in bounds:
+                y = _grayscale(references[a:b]) if st.grayscale else references[a:b]
                 grams = [_gram(f).sum(0) / n_ref for f in d.features(y, gram_taps)]
                 if ref_grams:
                     grams = [x + g for x, g in zip(ref_grams, grams, strict=True)]
                 ref_grams = grams
-    rng = torch.Generator().manual_seed(int(st.seed))
+    device = references.device
+    # None: the global generators, in the released notebook's order (z on the CPU, noise on
+    # the device); else our own stream
+    rng = None if st.rng == "global" else torch.Generator().manual_seed(int(st.seed))
     start = result.steps_done + 1
     if result.resume_state is None and start > 1:
         raise ValueError("finetune: cannot resume without the partial result's state")
     if start > 1:
-        rng.set_state(result.resume_state["rng"])
+        if rng is None:
+            _set_rng_state(result.resume_state["rng"], device)
+        else:
+            rng.set_state(result.resume_state["rng"])
         result.resume_state = None
     mode = st.noise_mode
     forward = torch.compile(_forward, dynamic=False) if st.compile else _forward
     bad_in_a_row = 0
     for step in range(start, st.steps + 1):
         opt.zero_grad(set_to_none=True)
+        # the released loop: z = randn([R, D]) (CPU), w = mapping(z) without gradient, Eq. 1,
+        # then the forward's noise maps, layer by layer
         rand = sample_random_codes(g_base, n_ref, rng, mask.space)
         mixed = mix_codes(codes, rand, mask)
         noise = _draw_noise(g_new, n_ref, rng, references) if mode == "random" else None
+        if st.reference_features == "every_step" and step > start:
+            ref_feats = reference_features()
         total = 0.0
         ok = True
         for (a, b), rf in zip(bounds, ref_feats, strict=True):
@@ -640,7 +912,7 @@ def _run(
                 if st.keep_partial:
                     result.resume_state = {
                         "optimizer": copy.deepcopy(opt.state_dict()),
-                        "rng": rng.get_state(),
+                        "rng": _rng_state(device) if rng is None else rng.get_state(),
                     }
                 raise FinetuneCancelled(step, result if st.keep_partial else None)
     _finish(g_new, st.steps, cancelled=False)
@@ -651,7 +923,7 @@ def _random_face_terms(
     g_new: nn.Module,
     d: nn.Module,
     st: FinetuneSettings,
-    rng: torch.Generator,
+    rng: torch.Generator | None,
     like: Tensor,
     gram_taps: tuple[int, ...],
     ref_grams: list[Tensor],
