@@ -13,6 +13,15 @@ the style to some layers only (e.g. a on the fine layers, 0 elsewhere). No retra
 Layers are the n_styles synthesis layers of S space (order conv1, to_rgb1, convs[0], convs[1],
 to_rgbs[0], ...; 26 at 1024 px). The constant input belongs to layer 0; a ToRGB layer's feature is
 its running RGB skip image.
+
+The released notebook (`stylize.ipynb`, "Generate results") renders with random noise:
+``generator(my_w, input_is_latent=True)`` and ``generator([z], truncation=0.7,
+truncation_latent=mean_latent)`` after ``torch.manual_seed(seed)``. ``noise_mode="random",
+rng="global"`` follows it draw for draw (z on the generator's device, then one noise map per
+layer for the whole batch); ``seed=None`` takes the global generators as they stand, an integer
+seeds them for the call only (`jojogan.finetune.global_rng`: the global RNG is left as it was).
+``rng="local"`` (default) draws from our own `torch.Generator(seed)` on the CPU. Either way the
+noise is drawn once for the whole call, so ``batch_size`` never changes the images.
 """
 
 from __future__ import annotations
@@ -26,10 +35,13 @@ from torch import Tensor, nn
 from . import ops
 from .devices import PRECISIONS
 from .devices import precision as _precision
+from .finetune import global_rng
 
 __all__ = ["layer_intensities", "sample", "stylize"]
 
 Codes = Tensor | Sequence[Tensor]
+NOISE_MODES = ("const", "random", "none")
+RNGS = ("local", "global")
 
 
 def layer_intensities(
@@ -74,18 +86,39 @@ def _styles(g: nn.Module, codes: Codes) -> list[Tensor]:
     return list(codes)
 
 
-def _noises(g: nn.Module, n: int, mode: str, seed: int, like: Tensor) -> list[Tensor | None]:
+def _noises(g: nn.Module, mode: str) -> list[Tensor | None]:
+    """The stored noise ("const") or none; random noise comes from `_random_noise`."""
     if mode == "const":
         return [getattr(g.noises, f"noise_{i}") for i in range(g.num_layers)]
-    if mode == "none":
-        return [None] * g.num_layers
-    if mode == "random":
-        gen = torch.Generator().manual_seed(int(seed))
-        return [
-            torch.randn(n, 1, 2 ** ((i + 5) // 2), 2 ** ((i + 5) // 2), generator=gen).to(like)
-            for i in range(g.num_layers)
-        ]
-    raise ValueError(f"stylize: noise_mode must be 'const', 'random' or 'none', got {mode!r}")
+    return [None] * g.num_layers
+
+
+def _random_noise(g: nn.Module, n: int, gen: torch.Generator | None, like: Tensor) -> list[Tensor]:
+    """One N(0,1) map [n,1,H,W] per synthesis layer in forward order: from ``gen`` on the CPU,
+    or (None) from the global generator of ``like``'s device, as rosinality's `NoiseInjection`
+    draws them during ``generator(..., randomize_noise=True)``."""
+    out = []
+    for i in range(g.num_layers):
+        r = 2 ** ((i + 5) // 2)
+        if gen is None:
+            out.append(torch.randn(n, 1, r, r, device=like.device, dtype=like.dtype))
+        else:
+            out.append(torch.randn(n, 1, r, r, generator=gen).to(like))
+    return out
+
+
+def _check_rng(who: str, noise_mode: str, seed: int | None, rng: str) -> None:
+    if noise_mode not in NOISE_MODES:
+        raise ValueError(f"{who}: noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+    if rng not in RNGS:
+        raise ValueError(f"{who}: rng must be one of {RNGS}, got {rng!r}")
+    if seed is None and rng != "global":
+        raise ValueError(
+            f"{who}: seed=None draws from torch's global generator and needs rng='global'; "
+            "give an integer seed for our own stream"
+        )
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ValueError(f"{who}: seed must be an integer or None, got {seed!r}")
 
 
 def _lerp(a: float, f0, f1) -> Tensor:
@@ -103,12 +136,12 @@ def _blended(
     s1: list[Tensor],
     a: list[float],
     noise_mode: str,
-    seed: int,
+    noise: list[Tensor] | None,
 ) -> Tensor:
-    """Feature-interpolated synthesis (Sec. 4) for one batch."""
+    """Feature-interpolated synthesis (Sec. 4) for one batch; random ``noise`` is shared."""
     b = s0[0].shape[0]
-    n0 = _noises(g0, b, noise_mode, seed, s0[0])
-    n1 = n0 if noise_mode == "random" else _noises(g1, b, noise_mode, seed, s0[0])
+    n0 = noise if noise is not None else _noises(g0, noise_mode)
+    n1 = noise if noise is not None else _noises(g1, noise_mode)
     x = _lerp(a[0], lambda: g0.input(b), lambda: g1.input(b))
     x = _lerp(
         a[0],
@@ -152,13 +185,20 @@ def stylize(
     layers: tuple[int, int] | Sequence[int] | None = None,
     batch_size: int = 8,
     noise_mode: str = "const",
-    seed: int = 0,
+    seed: int | None = 0,
+    rng: str = "local",
     precision: str = "float32",
     channels_last: bool | None = None,
 ) -> Tensor:
     """Stylized images [B,3,H,W] (about [-1,1]) for inverted codes (W+ [B,n_latent,D] or S codes,
     a list of [B,C_l]); ``intensity``/``layers`` as in :func:`layer_intensities` (needs ``base``
     unless the intensity is 1 on every layer). Runs in batches of ``batch_size``.
+
+    noise_mode: "const" (the stored noise, repeatable), "random" or "none". Random noise is
+    drawn once for all B images (batch_size does not change them): rng "local" from
+    `torch.Generator(seed)`; rng "global" from torch's global generator on the device, as
+    ``generator(codes, input_is_latent=True)`` (the released notebook) draws it, seeded with
+    ``seed`` for this call only (None: the global stream as it stands).
 
     precision: "float32" (exact), "tf32" or "bf16" (`jojogan.devices.precision`); the images
     come back in float32 either way. channels_last: NHWC activations for one-image batches
@@ -167,10 +207,33 @@ def stylize(
         raise ValueError(f"stylize: batch_size must be >= 1, got {batch_size}")
     if precision not in PRECISIONS:
         raise ValueError(f"stylize: precision must be one of {PRECISIONS}, got {precision!r}")
+    _check_rng("stylize", noise_mode, seed, rng)
+    noise = None
+    if noise_mode == "random":
+        like = codes if isinstance(codes, Tensor) else codes[0]
+        with global_rng(seed if rng == "global" else None, like.device):
+            gen = None if rng == "global" else torch.Generator().manual_seed(int(seed))
+            noise = _random_noise(tuned, like.shape[0], gen, like)
+    args = (intensity, layers, batch_size, noise_mode, noise)
+    return _render(tuned, codes, base, *args, precision, channels_last)
+
+
+def _render(
+    tuned: nn.Module,
+    codes: Codes,
+    base: nn.Module | None,
+    intensity: float | Sequence[float],
+    layers: tuple[int, int] | Sequence[int] | None,
+    batch_size: int,
+    noise_mode: str,
+    noise: list[Tensor] | None,
+    precision: str = "float32",
+    channels_last: bool | None = None,
+) -> Tensor:
     dev = tuned.input.input.device
     nhwc = dev.type == "cpu" if channels_last is None else bool(channels_last)
     with ops.channels_last(nhwc), _precision(dev, precision):
-        out = _stylize(tuned, codes, base, intensity, layers, batch_size, noise_mode, seed)
+        out = _stylize(tuned, codes, base, intensity, layers, batch_size, noise_mode, noise)
     return out.float().contiguous()
 
 
@@ -182,7 +245,7 @@ def _stylize(
     layers: tuple[int, int] | Sequence[int] | None,
     batch_size: int,
     noise_mode: str,
-    seed: int,
+    noise: list[Tensor] | None,
 ) -> Tensor:
     n_layers = int(tuned.n_styles)
     a = layer_intensities(n_layers, intensity, layers)
@@ -200,33 +263,20 @@ def _stylize(
         if base.n_styles != n_layers or base.size != tuned.size:
             raise ValueError("stylize: base and tuned generators have different architectures")
     out = []
+    start = 0
     for part in _batches(codes, batch_size):
+        b = part.shape[0] if isinstance(part, Tensor) else part[0].shape[0]
+        nz = None if noise is None else [x[start : start + b] for x in noise]
+        start += b
         if all(x >= 1.0 for x in a):
-            out.append(
-                tuned.synthesis_from_styles(
-                    _styles(tuned, part), noise_mode, _fixed_noise(tuned, part, noise_mode, seed)
-                )
-            )
+            out.append(tuned.synthesis_from_styles(_styles(tuned, part), noise_mode, nz))
         elif all(x <= 0.0 for x in a):
-            out.append(
-                base.synthesis_from_styles(
-                    _styles(base, part), noise_mode, _fixed_noise(base, part, noise_mode, seed)
-                )
-            )
+            out.append(base.synthesis_from_styles(_styles(base, part), noise_mode, nz))
         else:
             out.append(
-                _blended(
-                    base, tuned, _styles(base, part), _styles(tuned, part), a, noise_mode, seed
-                )
+                _blended(base, tuned, _styles(base, part), _styles(tuned, part), a, noise_mode, nz)
             )
     return torch.cat(out)
-
-
-def _fixed_noise(g: nn.Module, part: Codes, mode: str, seed: int):
-    if mode != "random":
-        return None
-    s = part if isinstance(part, Tensor) else part[0]
-    return _noises(g, s.shape[0], mode, seed, s)
 
 
 @torch.no_grad()
@@ -235,25 +285,41 @@ def sample(
     n: int,
     *,
     base: nn.Module | None = None,
-    seed: int = 0,
+    seed: int | None = 0,
+    rng: str = "local",
     truncation: float = 0.7,
     mean_latent: Tensor | None = None,
+    noise_mode: str = "const",
     intensity: float | Sequence[float] = 1.0,
     layers: tuple[int, int] | Sequence[int] | None = None,
     batch_size: int = 8,
 ) -> Tensor:
-    """Random stylized samples [n,3,H,W] from z ~ N(0,I) (seeded, drawn on the CPU) through the
-    tuned generator's mapping with truncation psi toward ``mean_latent`` (default: the base's, or
-    the tuned one's, mean of 4096 w)."""
+    """Random stylized samples [n,3,H,W] from z ~ N(0,I) through the tuned generator's mapping
+    with truncation psi toward ``mean_latent`` (default: the base's, or the tuned one's, mean of
+    4096 w; the released notebook uses ``original_generator.mean_latent(10000)``, drawn from its
+    global stream: ``base.mean_latent(10000, seed=s)`` is that after ``torch.manual_seed(s)`` on
+    the CPU).
+
+    rng "local": z (then random noise) from `torch.Generator(seed)` on the CPU. rng "global": the
+    released notebook's draws, ``z = torch.randn(n, D, device=device)`` then one noise map per
+    layer (``noise_mode="random"``), from torch's global generators seeded with ``seed`` for
+    this call only (None: as they stand); with ``noise_mode="random"`` that is
+    ``generator([z], truncation=..., truncation_latent=mean_latent)``."""
     if n < 1:
         raise ValueError(f"sample: n must be >= 1, got {n}")
     if not 0.0 <= truncation <= 1.0:
         raise ValueError(f"sample: truncation must be in [0,1], got {truncation}")
+    _check_rng("sample", noise_mode, seed, rng)
     ref = tuned.input.input
-    gen = torch.Generator().manual_seed(int(seed))
-    z = torch.randn(n, tuned.style_dim, generator=gen).to(ref)
     if truncation != 1.0 and mean_latent is None:
         mean_latent = (base if base is not None else tuned).mean_latent(4096, seed=0)
-    w = tuned.mapping(z, truncation, mean_latent)
-    ws = w[:, None].expand(-1, tuned.n_latent, -1).contiguous()
-    return stylize(tuned, ws, base=base, intensity=intensity, layers=layers, batch_size=batch_size)
+    with global_rng(seed if rng == "global" else None, ref.device):
+        gen = None if rng == "global" else torch.Generator().manual_seed(int(seed))
+        if gen is None:
+            z = torch.randn(n, tuned.style_dim, device=ref.device).to(ref)
+        else:
+            z = torch.randn(n, tuned.style_dim, generator=gen).to(ref)
+        w = tuned.mapping(z, truncation, mean_latent)
+        ws = w[:, None].expand(-1, tuned.n_latent, -1).contiguous()
+        noise = _random_noise(tuned, n, gen, ws) if noise_mode == "random" else None
+    return _render(tuned, ws, base, intensity, layers, batch_size, noise_mode, noise)

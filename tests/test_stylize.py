@@ -1,9 +1,13 @@
-"""Stylize with inference-time intensity (Sec. 4 feature interpolation) and random samples."""
+"""Stylize with inference-time intensity (Sec. 4 feature interpolation) and random samples; the
+released notebook's "Generate results" cell reproduced against golden numbers."""
 
+import copy
+import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from jojogan.stylegan2 import Generator
 from jojogan.stylize import layer_intensities, sample, stylize
@@ -89,6 +93,75 @@ def test_random_samples_are_seeded_and_truncated(pair):
     torch.testing.assert_close(s0[0], s0[1])  # psi = 0: every sample is the mean
 
 
+def _released_recipe():
+    path = Path(__file__).resolve().parent / "fixtures" / "released" / "recipe.py"
+    spec = importlib.util.spec_from_file_location("released_recipe", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_released_inference_follows_the_notebook_draw_for_draw(one_thread):
+    """The notebook's cell on JoJoGAN's modules (tests/fixtures/released/make_golden.py):
+    generator(my_w, input_is_latent=True) after torch.manual_seed(s) == stylize(noise_mode=
+    "random", rng="global", seed=None) after the same seed, or seed=s without touching the
+    global RNG; generator([z], truncation=0.7, truncation_latent=mean_latent) == sample(...)
+    likewise; its mean_latent(10000) after manual_seed(m) == our mean_latent(10000, seed=m)."""
+    R = _released_recipe()
+    g, _ = R.our_models()
+    inputs = R.draw_inputs(g.style_dim, g.n_latent)
+    gold = load_file(str(R.GOLDEN))
+    mean = g.mean_latent(R.MEAN_N, seed=R.MEAN_SEED)
+    torch.testing.assert_close(mean, gold["mean_latent"], rtol=0, atol=1e-6)
+
+    torch.manual_seed(R.W_SEED)
+    with torch.no_grad():
+        g.synthesis(inputs["latents"], noise_mode="random")  # the notebook's draws
+    after = torch.get_rng_state()
+    torch.manual_seed(R.W_SEED)
+    a = stylize(g, inputs["latents"], noise_mode="random", seed=None, rng="global", batch_size=1)
+    assert torch.equal(torch.get_rng_state(), after)
+    assert (a[:, :, ::4, ::4] - gold["infer.from_w"]).abs().mean() < 1e-3
+    torch.manual_seed(99)
+    before = torch.get_rng_state()
+    b = stylize(g, inputs["latents"], noise_mode="random", seed=R.W_SEED, rng="global")
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-5)  # batches of 1 vs 8: rounding only
+
+    kw = dict(truncation=R.TRUNCATION, mean_latent=mean, noise_mode="random", rng="global")
+    torch.manual_seed(R.Z_SEED)
+    c = sample(g, R.N_SAMPLE, seed=None, **kw)
+    assert (c[:, :, ::4, ::4] - gold["infer.from_z"]).abs().mean() < 1e-3
+    torch.manual_seed(99)
+    d = sample(g, R.N_SAMPLE, seed=R.Z_SEED, batch_size=2, **kw)
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.testing.assert_close(c, d, rtol=0, atol=1e-5)
+    # the constant noise differs: the option is not the notebook's
+    e = sample(g, R.N_SAMPLE, seed=R.Z_SEED, **{**kw, "noise_mode": "const"})
+    assert (e[:, :, ::4, ::4] - gold["infer.from_z"]).abs().mean() > 1e-3
+
+
+@pytest.mark.parametrize("rng", ["local", "global"])
+def test_random_noise_is_seeded_and_independent_of_batch_size(pair, rng):
+    base, tuned = (copy.deepcopy(m) for m in pair)
+    for m in (base, tuned):  # the fixture's noise strengths are zero (their initial value)
+        for name, p in m.named_parameters():
+            if name.endswith("noise.weight"):
+                p.data.fill_(0.5)
+    codes = _codes(base, n=5)
+    before = torch.get_rng_state()
+    kw = dict(base=base, noise_mode="random", seed=4, rng=rng)
+    a = stylize(tuned, codes, batch_size=8, **kw)
+    b = stylize(tuned, codes, batch_size=2, **kw)
+    c = stylize(tuned, codes, batch_size=2, intensity=0.5, **kw)
+    d = stylize(tuned, codes, batch_size=5, intensity=0.5, **kw)
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-5)  # the same noise; rounding only
+    torch.testing.assert_close(c, d, rtol=0, atol=1e-5)
+    assert not torch.allclose(a, stylize(tuned, codes, **{**kw, "seed": 5}))
+    assert not torch.allclose(a[0], a[1])
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -98,6 +171,9 @@ def test_random_samples_are_seeded_and_truncated(pair):
         ({"intensity": 0.5, "layers": (5, 2)}, "layer range"),
         ({"intensity": 0.5, "layers": (0, 99)}, "layer range"),
         ({"batch_size": 0}, "batch_size"),
+        ({"noise_mode": "loud"}, "noise_mode"),
+        ({"rng": "mine"}, "rng"),
+        ({"seed": None}, "needs rng='global'"),
     ],
 )
 def test_bad_arguments(pair, kwargs, match):
