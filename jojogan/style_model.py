@@ -7,7 +7,10 @@ float32 or float16, and JSON metadata under ``jojogan.style_model``:
 
     format, library version, base model identity (SHA-256 of the base generator's tensors, and
     its architecture), resolution, mixing space / preset / mixed layers / blend, steps, lr, seed,
-    losses and their weights, number of references, final loss, skipped steps, dtype.
+    losses and their weights, number of references, final loss, skipped steps, dtype; and the
+    recipe that made it: ``recipe`` ("released": `FinetuneSettings.released`, the notebook's
+    loop; "default": the pack's own; "custom") with every setting under ``settings``
+    (`FinetuneSettings.to_dict`; files written before these two keys load the same way).
 
 Loading on another base model is refused with both identities. The released JoJoGAN ``.pt``
 files (``{"g": generator.state_dict()}``, which also carry a fine-tuned mapping network) load
@@ -147,6 +150,8 @@ def save_style_model(
                 "final_loss": next((x for x in reversed(result.losses) if x == x), None),
                 "skipped_steps": result.skipped_steps,
                 "seconds": round(result.seconds, 3),
+                "recipe": st.recipe(),
+                "settings": st.to_dict(),
             }
         )
     if metadata:

@@ -165,3 +165,39 @@ def test_bad_style_files_get_clear_errors(trained, tmp_path):
     with pytest.raises(CheckpointError, match="no such"):
         load_style_model(tmp_path / "missing.safetensors", base)
     assert load_style_model(good, base).generator is not None
+
+
+def test_the_recipe_is_recorded_and_older_files_still_load(trained, tmp_path):
+    """A style model says which recipe made it ("released" / "default" / "custom") with every
+    setting; a file written before those keys loads the same; released .pt files stay strict."""
+    base, res = trained
+    torch.manual_seed(0)
+    d = Discriminator(32, channel_max=32).eval()
+    refs = torch.rand(2, 3, 32, 32) * 2 - 1
+    codes = base.mean_latent(64)[:, None].expand(2, base.n_latent, -1).clone()
+    st = FinetuneSettings.released(steps=2, seed=3)
+    rel = finetune(base, d, refs, codes, st)
+    path = tmp_path / "released.safetensors"
+    info = save_style_model(path, rel, base)
+    sm = load_style_model(path, base)
+    assert sm.info["recipe"] == info["recipe"] == "released"
+    assert FinetuneSettings.from_dict(sm.info["settings"]) == st
+    assert sm.info["noise_mode"] == "random" and sm.info["mixing"]["mixed"] == [7]
+    assert save_style_model(tmp_path / "custom.safetensors", res, base)["recipe"] == "custom"
+
+    old = tmp_path / "old.safetensors"  # as written before the recipe was recorded
+    from safetensors.torch import load_file
+
+    meta = json.loads(read_safetensors_metadata(path)["jojogan.style_model"])
+    del meta["recipe"], meta["settings"]
+    save_safetensors(load_file(path), old, {"jojogan.style_model": json.dumps(meta)})
+    got = load_style_model(old, base)
+    assert "recipe" not in got.info
+    want = sm.generator.state_dict()
+    assert all(torch.equal(v, want[k]) for k, v in got.generator.state_dict().items())
+
+    sd = dict(rel.generator.state_dict())
+    sd.pop("to_rgbs.0.bias")
+    torch.save({"g": sd}, tmp_path / "cut.pt")
+    with pytest.raises(CheckpointError, match="to_rgbs.0.bias"):
+        load_style_model(tmp_path / "cut.pt", base)
