@@ -11,6 +11,7 @@ starts with the node's display name and names the input. Node ids: `nodes/ids.py
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import inspect
 import re
@@ -38,6 +39,7 @@ from . import sockets as S
 CATEGORY = "JoJoGAN"
 INT_MAX = 2**31 - 1
 PREVIEW_EVERY = 25  # steps between live previews in Finetune and optimisation inversion
+NOTEBOOK_MEAN_SAMPLES = 10_000  # the notebook's mean_latent(10000), Sample Styled's truncation
 
 # Tooltips shared by several nodes.
 _PRECISION = (
@@ -1118,15 +1120,20 @@ class Finetune:
         "The references' codes drawn by the fine-tuned generator.",
     )
     DESCRIPTION = (
-        "Fine-tune a copy of the generator so that G(s_i) ~= the reference (Eq. 2): L1 of the "
-        "frozen discriminator's features, optional grayscale and identity (ArcFace) losses. "
-        "Shows the current stylization of the reference and of random faces every "
+        "Fine-tune a copy of the generator so that G(s_i) ~= the reference (Eq. 2). With "
+        "'references' and 'latent' connected it runs the released JoJoGAN notebook's recipe "
+        "exactly (steps, strength, preserve_color, seed: the notebook's run after "
+        "torch.manual_seed(seed)); with a 'dataset' from Build Mixed Dataset, that node's "
+        "paired set (S space, the paper's sets, custom layers). Right-click > Show Advanced for "
+        "the rest (identity loss, taps, noise, ...). Shows the current stylization every "
         "'preview_every' steps; Cancel stops it within a step. Next: Stylize."
     )
 
     @classmethod
     def INPUT_TYPES(cls):
         d = functools.partial(_default, jft.FinetuneSettings)
+        rel = jft.FinetuneSettings.released()
+        adv = {"advanced": True}
         return {
             "required": {
                 "generator": (S.GENERATOR, {"tooltip": "The base generator (a copy is tuned)."}),
@@ -1134,44 +1141,46 @@ class Finetune:
                     S.DISCRIMINATOR,
                     {"tooltip": "The base model's discriminator: its frozen features are the loss"},
                 ),
-                "dataset": (S.DATASET, {"tooltip": "The paired set (Build Mixed Dataset)."}),
                 "steps": (
                     "INT",
                     {
-                        "default": d("steps"),
+                        "default": rel.steps,
                         "min": 1,
                         "max": jft.MAX_STEPS,
-                        "tooltip": "Fine-tune steps; the paper uses 200-500. More = stronger "
-                        "style and more of the reference's features.",
+                        "tooltip": "Fine-tune steps (the notebook's num_iter, 300); the paper "
+                        "uses 200-500. More = stronger style and more of the reference's features.",
                     },
                 ),
                 "lr": (
                     "FLOAT",
                     {
-                        "default": d("lr"),
+                        "default": rel.lr,
                         "min": 1e-6,
                         "max": 1.0,
                         "step": 0.0001,
-                        "tooltip": "Adam learning rate (the paper's 2e-3).",
+                        "tooltip": "Adam learning rate (the notebook's 2e-3).",
+                        **adv,
                     },
                 ),
                 "grayscale": (
                     "BOOLEAN",
                     {
-                        "default": d("grayscale"),
+                        "default": rel.grayscale,
                         "tooltip": "Compare luminance only, so the reference's colours are not "
-                        "learnt (with colour-preserving presets such as C).",
+                        "learnt (with colour-preserving presets such as C). Not in the notebook.",
+                        **adv,
                     },
                 ),
                 "id_weight": (
                     "FLOAT",
                     {
-                        "default": d("id_weight"),
+                        "default": rel.id_weight,
                         "min": 0.0,
                         "max": 1e5,
                         "step": 100.0,
                         "tooltip": "Weight of the ArcFace identity loss (2000-5000 in the "
-                        "paper); needs the 'arcface' input. 0 = off.",
+                        "paper); needs the 'arcface' input. 0 = off (the notebook).",
+                        **adv,
                     },
                 ),
                 "feature_layers": (
@@ -1179,14 +1188,17 @@ class Finetune:
                     {
                         "default": "",
                         "tooltip": "Discriminator taps compared, e.g. '1,3,4,5'; empty = the "
-                        "released taps 1,3,4,5 (as far as the discriminator has them).",
+                        "notebook's taps 1,3,4,5 (as far as the discriminator has them).",
+                        **adv,
                     },
                 ),
                 "noise_mode": (
                     list(jft.NOISE_MODES),
                     {
-                        "tooltip": "Noise inputs while training: const = the stored noise; "
-                        "random = fresh noise each step; none = zero."
+                        "default": rel.noise_mode,
+                        "tooltip": "Noise inputs while training: random = fresh noise each step "
+                        "(the notebook); const = the stored noise; none = zero.",
+                        **adv,
                     },
                 ),
                 "refs_per_chunk": (
@@ -1197,6 +1209,7 @@ class Finetune:
                         "max": 64,
                         "tooltip": "References per forward pass: fewer use less memory; the "
                         "result is the same (gradients are accumulated).",
+                        **adv,
                     },
                 ),
                 "seed": (
@@ -1205,22 +1218,34 @@ class Finetune:
                         "default": d("seed"),
                         "min": 0,
                         "max": INT_MAX,
-                        "tooltip": "Seed of the random faces mixed in at each step.",
+                        "tooltip": "Seed of the random faces and noise: the notebook's run "
+                        "after torch.manual_seed(seed); the same seed gives the same model.",
                     },
                 ),
             },
             "optional": {
+                "dataset": (
+                    S.DATASET,
+                    {
+                        "tooltip": "Instead of references + latent: a paired set from Build "
+                        "Mixed Dataset (S space, the paper's sets, custom layers)."
+                    },
+                ),
                 "arcface": (
                     S.ARCFACE,
                     {"tooltip": "Load ArcFace, for id_weight > 0."},
                 ),
-                "precision": (list(PRECISIONS), {"default": "float32", "tooltip": _PRECISION}),
+                "precision": (
+                    list(PRECISIONS),
+                    {"default": "float32", "tooltip": _PRECISION, **adv},
+                ),
                 "train_layers": (
                     "STRING",
                     {
                         "default": "",
                         "tooltip": "S layers whose weights are trained, e.g. '8-13' (the finest "
-                        "two resolutions of the 64 px toy model); empty = all (the paper)",
+                        "two resolutions of the 64 px toy model); empty = all (the notebook)",
+                        **adv,
                     },
                 ),
                 "structure_weight": (
@@ -1232,6 +1257,7 @@ class Finetune:
                         "step": 0.05,
                         "tooltip": "random faces keep the edges the base model draws for them "
                         "(less of the reference's outline on other faces); 0 = off (the paper)",
+                        **adv,
                     },
                 ),
                 "gram_weight": (
@@ -1243,9 +1269,37 @@ class Finetune:
                         "step": 1.0,
                         "tooltip": "random faces take the reference's texture statistics (Gram "
                         "matrices of the discriminator's first layers); 0 = off (the paper)",
+                        **adv,
                     },
                 ),
                 "preview_every": _preview_every(),
+                "references": (
+                    "IMAGE",
+                    {"tooltip": "The aligned style reference(s) (the notebook's targets)."},
+                ),
+                "latent": (
+                    S.LATENT,
+                    {"tooltip": "Their codes from Invert (the notebook's latents)."},
+                ),
+                "strength": (
+                    "FLOAT",
+                    {
+                        "default": rel.blend,
+                        "min": 0.0,
+                        "max": 1.0,
+                        "step": 0.05,
+                        "tooltip": "The notebook's style strength (its alpha slider): how far "
+                        "the mixed layers go to random faces' codes; 1 = fully.",
+                    },
+                ),
+                "preserve_color": (
+                    "BOOLEAN",
+                    {
+                        "default": False,
+                        "tooltip": "The notebook's preserve_color: mix only W+ layers "
+                        "9,11,15,16,17, so the outputs keep their own colours (1024 px models).",
+                    },
+                ),
             },
         }
 
@@ -1254,27 +1308,30 @@ class Finetune:
         self,
         generator,
         discriminator,
-        dataset,
-        steps,
-        lr,
-        grayscale,
-        id_weight,
-        feature_layers,
-        noise_mode,
-        refs_per_chunk,
-        seed,
+        dataset=None,
+        steps=300,
+        lr=2e-3,
+        grayscale=False,
+        id_weight=0.0,
+        feature_layers="",
+        noise_mode="random",
+        refs_per_chunk=4,
+        seed=0,
         arcface=None,
         precision="float32",
         train_layers="",
         structure_weight=0.0,
         gram_weight=0.0,
         preview_every=PREVIEW_EVERY,
+        references=None,
+        latent=None,
+        strength=1.0,
+        preserve_color=False,
     ):
         gen = _need(self.DISPLAY, "generator", generator, S.GeneratorModel, S.GENERATOR)
         disc = _need(
             self.DISPLAY, "discriminator", discriminator, S.DiscriminatorModel, S.DISCRIMINATOR
         )
-        ds = _need(self.DISPLAY, "dataset", dataset, S.MixedDataset, S.DATASET)
         arc = None
         if arcface is not None:
             arc = _need(self.DISPLAY, "arcface", arcface, S.ArcFaceModel, S.ARCFACE).model
@@ -1288,25 +1345,51 @@ class Finetune:
                 f"{self.DISPLAY}: 'preview_every' must be a whole number >= 0, got "
                 f"{preview_every!r}"
             )
-        settings = jft.FinetuneSettings(
-            steps=int(steps),
+        ds = self._paired_set(dataset, references, latent, strength, preserve_color)
+        # Everything the widgets set beyond the recipe of the paired set; on the released path,
+        # widgets left at their defaults keep the notebook's recipe exactly.
+        extra = dict(
             lr=float(lr),
-            space=ds.space,
-            preset=ds.preset,
-            layers=ds.layers,
-            blend=float(ds.blend),
             feature_layers=_int_list(self.DISPLAY, "feature_layers", feature_layers),
             train_layers=_int_list(self.DISPLAY, "train_layers", train_layers),
             grayscale=bool(grayscale),
             id_weight=float(id_weight),
             structure_weight=float(structure_weight),
             gram_weight=float(gram_weight),
-            refs_per_chunk=int(refs_per_chunk),
             noise_mode=noise_mode,
-            seed=int(seed),
+        )
+        operational = dict(
+            refs_per_chunk=int(refs_per_chunk),
             precision=precision,
             preview_every=int(preview_every),
         )
+        if dataset is None:
+            settings = jft.FinetuneSettings.released(
+                int(steps),
+                float(strength),
+                bool(preserve_color),
+                seed=int(seed),
+                rng="global",  # the notebook's draws after torch.manual_seed(seed), restored
+                **operational,
+            )
+            changed = {k: v for k, v in extra.items() if getattr(settings, k) != v}
+            if changed:
+                settings = dataclasses.replace(settings, **changed)
+        else:
+            # a Build Mixed Dataset paired set: the pack's settings, our own seeded stream (as
+            # before the released recipe became the default, so saved workflows keep their
+            # results)
+            settings = jft.FinetuneSettings(
+                steps=int(steps),
+                space=ds.space,
+                preset=ds.preset,
+                layers=ds.layers,
+                blend=float(ds.blend),
+                seed=int(seed),
+                **extra,
+                **operational,
+            )
+        settings.validate(gen.generator, disc.discriminator)
         g = gen.generator
         bar = host.Progress(settings.steps)
 
@@ -1344,8 +1427,44 @@ class Finetune:
             )
             preview = jst.stylize(result.generator, ds.latents.w.to(device))
             result.generator.to(host.storage_device())
-        style = jsm.StyleModel(result.generator, {"settings": settings.to_dict()})
+        style = jsm.StyleModel(
+            result.generator, {"settings": settings.to_dict(), "recipe": settings.recipe()}
+        )
         return (S.StyleModelSocket(style, gen, result), _out(preview, "preview"))
+
+    def _paired_set(self, dataset, references, latent, strength, preserve_color) -> S.MixedDataset:
+        """The references and their codes: a Build Mixed Dataset set, or 'references' + 'latent'
+        (the released recipe's mixing, from 'strength' and 'preserve_color')."""
+        if dataset is not None:
+            ds = _need(self.DISPLAY, "dataset", dataset, S.MixedDataset, S.DATASET)
+            if references is not None or latent is not None:
+                raise ValueError(
+                    f"{self.DISPLAY}: connect either 'dataset' or 'references' + 'latent', not both"
+                )
+            if float(strength) != 1.0 or bool(preserve_color):
+                raise ValueError(
+                    f"{self.DISPLAY}: 'strength' and 'preserve_color' apply to 'references' + "
+                    "'latent'; with a 'dataset', set its preset and blend on Build Mixed Dataset"
+                )
+            return ds
+        if references is None or latent is None:
+            raise ValueError(
+                f"{self.DISPLAY}: connect 'references' (the aligned style images) and 'latent' "
+                "(their codes from Invert), or a 'dataset' from Build Mixed Dataset"
+            )
+        lat = _need(self.DISPLAY, "latent", latent, S.Latents, S.LATENT)
+        refs = _images(self.DISPLAY, "references", references)
+        if refs.shape[0] != len(lat):
+            raise ValueError(
+                f"{self.DISPLAY}: {refs.shape[0]} references but {len(lat)} latents; invert the "
+                "same references"
+            )
+        if not 0.0 <= float(strength) <= 1.0:
+            raise ValueError(f"{self.DISPLAY}: 'strength' must be in [0,1], got {strength!r}")
+        preset = "preserve_color" if preserve_color else "full"
+        return S.MixedDataset(
+            refs.to(host.offload_device()), lat, "w+", preset, None, float(strength)
+        )
 
 
 def _stylize_inputs(extra: dict, optional: dict | None = None) -> dict:
@@ -1422,8 +1541,10 @@ class Stylize:
                 "noise_mode": (
                     ["const", "random", "none"],
                     {
-                        "tooltip": "const: the stored noise (repeatable); random: fresh noise "
-                        "from 'seed'; none: no noise (smoother)."
+                        "tooltip": "const (default): the stored noise, what the inversion was "
+                        "fitted with, the same on every frame of a video; random: the notebook's "
+                        "(generator(w, input_is_latent=True)), drawn after "
+                        "torch.manual_seed(seed); none: no noise (smoother)."
                     },
                 ),
                 "seed": (
@@ -1432,7 +1553,8 @@ class Stylize:
                         "default": d("seed"),
                         "min": 0,
                         "max": INT_MAX,
-                        "tooltip": "Seed of the noise when noise_mode is random.",
+                        "tooltip": "Seed of the noise when noise_mode is random (the same seed "
+                        "gives the same images).",
                     },
                 ),
             },
@@ -1468,6 +1590,7 @@ class Stylize:
                 batch_size=int(batch_size),
                 noise_mode=noise_mode,
                 seed=int(seed),
+                rng="global",  # the notebook's draws after torch.manual_seed(seed), restored
                 precision=precision,
             )
             return (_out(out, "images"),)
@@ -1573,7 +1696,9 @@ class SampleStyled:
     RETURN_NAMES = ("images",)
     OUTPUT_TOOLTIPS = ("Random faces in the style.",)
     DESCRIPTION = (
-        "Random stylized faces from z (truncation toward the mean W): what the style does."
+        "Random stylized faces from z, as the notebook draws them: generator([z], truncation, "
+        "truncation_latent=the base's mean of 10,000 w), z and noise drawn after "
+        "torch.manual_seed(seed). What the style does to any face."
     )
 
     @classmethod
@@ -1616,19 +1741,41 @@ class SampleStyled:
                         "tooltip": _INTENSITY,
                     },
                 ),
-            }
+            },
+            "optional": {
+                "noise_mode": (
+                    ["random", "const", "none"],
+                    {
+                        "default": "random",
+                        "tooltip": "random (default): the notebook's samples, noise drawn after "
+                        "torch.manual_seed(seed); const: the stored noise; none: no noise.",
+                    },
+                ),
+            },
         }
 
     @_node_errors(DISPLAY)
-    def sample(self, style_model, count, seed, truncation, intensity):
+    def sample(self, style_model, count, seed, truncation, intensity, noise_mode="random"):
         sm = _need(self.DISPLAY, "style_model", style_model, S.StyleModelSocket, S.STYLE_MODEL)
-        with host.on_device(sm.generator, sm.base.generator):
+        base = sm.base
+        with host.on_device(sm.generator, base.generator) as device:
+            # the notebook's truncation_latent: original_generator.mean_latent(10000), here drawn
+            # from its own seed (the notebook's after torch.manual_seed(0)), cached per base
+            key = ("mean_latent", NOTEBOOK_MEAN_SAMPLES, 0)
+            if key not in base.mean_cache:
+                with torch.no_grad():
+                    base.mean_cache[key] = base.generator.mean_latent(
+                        NOTEBOOK_MEAN_SAMPLES, seed=0
+                    ).cpu()
             out = jst.sample(
                 sm.generator,
                 int(count),
-                base=sm.base.generator,
+                base=base.generator,
                 seed=int(seed),
+                rng="global",  # the notebook's draws after torch.manual_seed(seed), restored
                 truncation=float(truncation),
+                mean_latent=base.mean_cache[key].to(device),
+                noise_mode=noise_mode,
                 intensity=float(intensity),
             )
             return (_out(out, "images"),)

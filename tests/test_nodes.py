@@ -37,6 +37,7 @@ SOCKETS = {
     "JOJOGAN_FACE_DETECTOR",
 }
 FIVE = ["Invert", "BuildMixedDataset", "Finetune", "Stylize", "InterpolateStyle"]
+S_WIDGETS = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 
 
 @pytest.fixture(scope="module")
@@ -167,11 +168,19 @@ def test_input_types_are_well_formed(M):
 
 
 def test_widgets_carry_the_core_defaults(M):
-    ft = M["JoJoGAN_Finetune"].INPUT_TYPES()["required"]
+    it = M["JoJoGAN_Finetune"].INPUT_TYPES()
+    ft = {**it["required"], **it["optional"]}
     st = jft.FinetuneSettings()
-    for name in ("steps", "lr", "grayscale", "id_weight", "refs_per_chunk", "seed"):
+    rel = jft.FinetuneSettings.released()  # Finetune's default is the notebook's recipe
+    for name in ("steps", "lr", "grayscale", "id_weight", "noise_mode"):
+        assert ft[name][1]["default"] == getattr(rel, name), name
+    assert ft["strength"][1]["default"] == rel.blend and ft["preserve_color"][1]["default"] is False
+    for name in ("refs_per_chunk", "seed"):
         assert ft[name][1]["default"] == getattr(st, name), name
-    assert ft["noise_mode"][0][0] == st.noise_mode
+    # the notebook's terms in view, the rest behind "Show Advanced"
+    shown = {k for k, v in ft.items() if len(v) > 1 and not v[1].get("advanced")}
+    widgets = {k for k, v in ft.items() if isinstance(v[0], list) or v[0] in S_WIDGETS}
+    assert shown & widgets == {"steps", "seed", "strength", "preserve_color", "preview_every"}
     inv = M["JoJoGAN_Invert"].INPUT_TYPES()["required"]
     assert inv["method"][0] == list(jinv.METHODS)
     for name in ("steps", "lr", "seed"):
@@ -217,6 +226,87 @@ def test_pipeline_nodes_keep_image_conventions_and_socket_types(M, S, tiny):
     assert samples.shape == (2, 16, 16, 3)
     for t in (out, base, sweep, samples):
         assert t.dtype == torch.float32 and t.device.type == "cpu"
+
+
+@pytest.fixture(scope="module")
+def tiny32(S):
+    """A 32 px model: the smallest where the notebook's id_swap (W+ 7..) mixes anything."""
+    torch.manual_seed(1)
+    ch = {4: 16, 8: 16, 16: 8, 32: 8}
+    g = Generator(32, 32, 2, channels=ch, channel_max=16).eval().requires_grad_(False)
+    d = Discriminator(32, channels=ch, channel_max=16).eval().requires_grad_(False)
+    return S.GeneratorModel(g, None, "<tiny32>"), S.DiscriminatorModel(d, "<tiny32>")
+
+
+def test_finetune_from_references_and_latent_is_the_released_recipe(M, S, tiny32):
+    """references + latent, widgets at their defaults: the core's FinetuneSettings.released()
+    with the widget's seed on the notebook's stream (torch.manual_seed(seed), restored), bit for
+    bit; the global RNG untouched; the style model records the recipe. An advanced widget changed
+    makes a "custom" recipe."""
+    g, d = tiny32
+    refs = _img(2, 32, seed=3)
+    lat, _ = M["JoJoGAN_Invert"]().invert(g, "mean", 1, 0.05, 0, 0, "")
+    lat = S.Latents(lat.w.expand(2, -1, -1).clone(), None, "mean")
+    before = torch.random.get_rng_state()
+    sm, _ = M["JoJoGAN_Finetune"]().finetune(
+        g, d, steps=3, seed=11, references=refs, latent=lat, strength=0.8, preview_every=0
+    )
+    assert torch.equal(torch.random.get_rng_state(), before)
+    st = jft.FinetuneSettings.released(3, 0.8, False, seed=11, rng="global")
+    core = jft.finetune(g.generator, d.discriminator, refs.permute(0, 3, 1, 2) * 2 - 1, lat.w, st)
+    assert sm.result.losses == core.losses
+    for a, b in zip(sm.generator.parameters(), core.generator.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert sm.style.info["recipe"] == "released" == sm.result.settings.recipe()
+    assert sm.style.info["settings"]["noise_mode"] == "random"
+    custom, _ = M["JoJoGAN_Finetune"]().finetune(
+        g, d, steps=1, lr=1e-3, references=refs, latent=lat, preview_every=0
+    )
+    assert custom.style.info["recipe"] == "custom" == custom.result.settings.recipe()
+    assert custom.style.info["settings"]["lr"] == 1e-3
+
+
+def test_random_noise_in_stylize_and_samples_is_the_notebooks_and_repeats(M, S, tiny):
+    """noise_mode random: the notebook's draws after torch.manual_seed(seed) (the core's
+    rng="global", parity in test_stylize.py), the same seed the same bytes, the process's global
+    RNG left as it was (other nodes are not disturbed)."""
+    g, d = tiny
+    lat, _ = M["JoJoGAN_Invert"]().invert(g, "mean", 1, 0.05, 0, 0, "")
+    ds, _ = M["JoJoGAN_BuildMixedDataset"]().build(g, _img(1), lat, "w+", "full", "", 1.0, 0, 0)
+    sm, _ = M["JoJoGAN_Finetune"]().finetune(g, d, ds, steps=1, preview_every=0)
+    before = torch.random.get_rng_state()
+    (a,) = M["JoJoGAN_Stylize"]().stylize(sm, lat, 1.0, "random", 5, 0, -1, 8)
+    (b,) = M["JoJoGAN_Stylize"]().stylize(sm, lat, 1.0, "random", 5, 0, -1, 8)
+    (c,) = M["JoJoGAN_Stylize"]().stylize(sm, lat, 1.0, "random", 6, 0, -1, 8)
+    core = jst.stylize(sm.generator, lat.w, noise_mode="random", seed=5, rng="global")
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    torch.testing.assert_close(a, (core.clamp(-1, 1).permute(0, 2, 3, 1) + 1) / 2)
+    (s1,) = M["JoJoGAN_SampleStyled"]().sample(sm, 2, 3, 0.7, 1.0)
+    (s2,) = M["JoJoGAN_SampleStyled"]().sample(sm, 2, 3, 0.7, 1.0)
+    (s3,) = M["JoJoGAN_SampleStyled"]().sample(sm, 2, 3, 0.7, 1.0, noise_mode="const")
+    assert torch.equal(s1, s2) and not torch.equal(s1, s3)
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_finetune_says_which_inputs_to_connect(M, S, tiny, tiny32):
+    g, d = tiny
+    ref = _img(1)
+    lat, _ = M["JoJoGAN_Invert"]().invert(g, "mean", 1, 0.05, 0, 0, "")
+    ds, _ = M["JoJoGAN_BuildMixedDataset"]().build(g, ref, lat, "w+", "full", "", 1.0, 0, 0)
+    ft = M["JoJoGAN_Finetune"]()
+    with pytest.raises(ValueError, match="connect 'references' .* or a 'dataset'"):
+        ft.finetune(g, d, steps=1)
+    with pytest.raises(ValueError, match="either 'dataset' or 'references' \\+ 'latent'"):
+        ft.finetune(g, d, ds, steps=1, references=ref, latent=lat)
+    with pytest.raises(ValueError, match="set its preset and blend on Build Mixed Dataset"):
+        ft.finetune(g, d, ds, steps=1, strength=0.5)
+    with pytest.raises(ValueError, match="2 references but 1 latents"):
+        ft.finetune(g, d, steps=1, references=_img(2), latent=lat)
+    # the notebook's preserve_color layers exist at 1024 px only
+    g32, d32 = tiny32
+    lat32, _ = M["JoJoGAN_Invert"]().invert(g32, "mean", 1, 0.05, 0, 0, "")
+    with pytest.raises(ValueError, match="JoJoGAN Finetune: .*preserve_color"):
+        ft.finetune(g32, d32, steps=1, references=_img(1, 32), latent=lat32, preserve_color=True)
 
 
 def test_optimize_starts_from_a_connected_encoder_and_matches_edges_on_request(M, S, tiny):

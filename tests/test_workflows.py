@@ -163,10 +163,10 @@ def test_validator_catches_broken_graphs(pack):
     bad["7"]["inputs"]["steps"] = 0  # below min
     bad["7"]["inputs"]["noise_mode"] = "loud"  # not a choice
     bad["11"]["inputs"]["latent"] = ["3", 0]  # IMAGE into a LATENT socket
-    del bad["6"]["inputs"]["references"]  # required link missing
+    del bad["7"]["inputs"]["generator"]  # required link missing
     bad["5"]["class_type"] = "JoJoGAN_Nope"
     errs = "\n".join(validate_api(bad, m))
-    for needle in ("'steps' = 0", "'noise_mode'", "wants JOJOGAN_LATENT", "'references'", "Nope"):
+    for needle in ("'steps' = 0", "'noise_mode'", "wants JOJOGAN_LATENT", "'generator'", "Nope"):
         assert needle in errs
 
 
@@ -330,3 +330,34 @@ def test_ui_loader_nodes_carry_the_frontends_models_metadata(path):
             assert m["directory"] == entry.folder
             assert m["url"] in {s.url() for s in entry.sources}
             assert m["url"].startswith("https://")
+
+
+# Workflows saved before the released recipe became Finetune's default (this repository at
+# ddc7d97): the widgets a saved UI workflow lists by position must land on the same names, and the
+# saved API graphs must still validate. New widgets are only ever appended.
+OLD_DIR = ROOT / "tests" / "fixtures" / "workflows_v0"
+
+
+@pytest.mark.parametrize("stem", ["jojogan_toy_demo", "jojogan_one_shot_face"])
+def test_workflows_saved_before_keep_their_widget_values_and_validate(stem, pack):
+    ui = json.loads((OLD_DIR / f"{stem}.json").read_text())
+    api = json.loads((OLD_DIR / f"api_{stem}.json").read_text())
+    assert validate_api(api, pack.NODE_CLASS_MAPPINGS) == []
+    checked = 0
+    for n in ui["nodes"]:
+        if n["type"] not in pack.NODE_CLASS_MAPPINGS:
+            continue
+        spec = generate.node_spec(n["type"])
+        slots = []  # the current widgets, with the frontend's control value after a seed
+        for name, _t, is_widget in spec["inputs"]:
+            if is_widget:
+                slots.append(name)
+                if name == "seed":
+                    slots.append(None)
+        old = n["widgets_values"]
+        assert len(old) <= len(slots), n["type"]
+        for name, value in zip(slots, old, strict=False):
+            if name is not None:
+                assert api[str(n["id"])]["inputs"][name] == value, (n["type"], name)
+                checked += 1
+    assert checked > 10
