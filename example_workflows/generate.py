@@ -320,8 +320,28 @@ def _dataset(id_, gen, refs, latent, pos, space="w+", preset="full", layers="", 
     )
 
 
-def _finetune(id_, gen, disc, ds, pos, steps=300, grayscale=False, id_weight=0.0, arcface=None):
-    links = {"generator": gen, "discriminator": disc, "dataset": ds}
+def _finetune(
+    id_,
+    gen,
+    disc,
+    pos,
+    *,
+    dataset=None,
+    references=None,
+    latent=None,
+    steps=300,
+    grayscale=False,
+    id_weight=0.0,
+    arcface=None,
+    noise_mode="random",
+):
+    """The Finetune node: the released recipe from references + latent (its defaults), or a
+    Build Mixed Dataset paired set."""
+    links = {"generator": gen, "discriminator": disc}
+    if dataset is not None:
+        links["dataset"] = dataset
+    else:
+        links.update(references=references, latent=latent)
     if arcface is not None:
         links["arcface"] = arcface
     return N(
@@ -333,7 +353,7 @@ def _finetune(id_, gen, disc, ds, pos, steps=300, grayscale=False, id_weight=0.0
             "grayscale": grayscale,
             "id_weight": id_weight,
             "feature_layers": "",
-            "noise_mode": "const",
+            "noise_mode": noise_mode,
             "refs_per_chunk": 4,
             "seed": 0,
             "precision": "float32",
@@ -341,6 +361,8 @@ def _finetune(id_, gen, disc, ds, pos, steps=300, grayscale=False, id_weight=0.0
             "structure_weight": 0.0,
             "gram_weight": 0.0,
             "preview_every": 25,
+            "strength": 1.0,
+            "preserve_color": False,
         },
         links,
         pos,
@@ -434,8 +456,10 @@ def workflows() -> list[Workflow]:
                 steps=200,
                 lr=0.01,
             ),
+            # the toy recipe (`python -m jojogan demo`): the pack's settings on a Build Mixed
+            # Dataset set, constant noise
             _dataset(5, (1, 0), (2, 0), (4, 0), (760, 0)),
-            _finetune(6, (1, 0), (1, 1), (5, 0), (1140, 0)),
+            _finetune(6, (1, 0), (1, 1), (1140, 0), dataset=(5, 0), noise_mode="const"),
             # the inputs as the default toy recipe ("refined") inverts them: the encoder's codes
             # refined toward the photos (pixels and discriminator features)
             _invert(
@@ -477,8 +501,8 @@ def workflows() -> list[Workflow]:
             _load_image(3, REF_IMAGE, (0, 360), "Style reference"),
             _align(4, (3, 0), (380, 360)),
             _invert(5, (1, 0), (4, 0), (760, 200), encoder=(2, 0)),
-            _dataset(6, (1, 0), (4, 0), (5, 0), (1140, 0)),
-            _finetune(7, (1, 0), (1, 1), (6, 0), (1520, 0)),
+            # the released notebook's recipe: the references and their codes, no paired-set node
+            _finetune(7, (1, 0), (1, 1), (1140, 0), references=(4, 0), latent=(5, 0)),
             _load_image(8, FACE_IMAGE, (0, 760), "Photo to stylize"),
             _align(9, (8, 0), (380, 760)),
             _invert(10, (1, 0), (9, 0), (760, 600), encoder=(2, 0)),
@@ -504,12 +528,17 @@ def workflows() -> list[Workflow]:
             N(5, "ImageBatch", {}, {"image1": (3, 0), "image2": (4, 0)}, (380, 500)),
             _align(6, (5, 0), (760, 500)),
             _invert(7, (1, 0), (6, 0), (1140, 300), encoder=(2, 0)),
-            _dataset(8, (1, 0), (6, 0), (7, 0), (1520, 0)),
-            _finetune(9, (1, 0), (1, 1), (8, 0), (1900, 0), steps=500),
+            _finetune(9, (1, 0), (1, 1), (1520, 0), references=(6, 0), latent=(7, 0), steps=500),
             N(
                 10,
                 "JoJoGAN_SampleStyled",
-                {"count": 4, "seed": 0, "truncation": 0.7, "intensity": 1.0},
+                {
+                    "count": 4,
+                    "seed": 0,
+                    "truncation": 0.7,
+                    "intensity": 1.0,
+                    "noise_mode": "random",
+                },
                 {"style_model": (9, 0)},
                 (2280, 0),
             ),
@@ -536,8 +565,8 @@ def workflows() -> list[Workflow]:
                 8,
                 (1, 0),
                 (1, 1),
-                (7, 0),
                 (1520, 0),
+                dataset=(7, 0),
                 grayscale=True,
                 id_weight=2000.0,
                 arcface=(3, 0),
