@@ -308,6 +308,40 @@ def test_templates_dialog_shows_the_packs_workflows_with_thumbnails(page, shots)
     close_dialogs(page)
 
 
+def test_a_workflow_saved_before_the_released_default_opens_with_its_own_values(page):
+    """A UI workflow saved by an earlier version of the pack (tests/fixtures/workflows_v0: the
+    toy demo as committed before Finetune's released default and new widgets) opens with no red
+    node, every widget it saved lands on the widget of the same name, and the widgets added since
+    take their defaults."""
+    old = json.loads(
+        (ROOT / "tests" / "fixtures" / "workflows_v0" / "jojogan_toy_demo.json").read_text()
+    )
+    api = json.loads(
+        (ROOT / "tests" / "fixtures" / "workflows_v0" / "api_jojogan_toy_demo.json").read_text()
+    )
+    close_dialogs(page)
+    page.evaluate("(wf) => app.loadGraphData(wf)", old)
+    page.wait_for_function(
+        "(n) => app.graph.nodes.length === n", arg=len(old["nodes"]), timeout=30_000
+    )
+    page.wait_for_timeout(500)
+    close_dialogs(page)
+    nodes = graph_state(page)
+    bad = [n for n in nodes if not n["registered"] or n["has_errors"]]
+    assert not bad, bad
+    values = page.evaluate(
+        """() => Object.fromEntries(app.graph.nodes.map(n => [String(n.id),
+            Object.fromEntries((n.widgets || []).map(w => [w.name, w.value]))]))"""
+    )
+    finetune = values["6"]
+    for name, value in api["6"]["inputs"].items():
+        if not isinstance(value, list):  # a widget, not a link
+            assert finetune[name] == value, (name, finetune[name], value)
+    assert finetune["noise_mode"] == "const"  # saved, not the new default
+    assert finetune["strength"] == 1.0 and finetune["preserve_color"] is False
+    assert finetune["preview_every"] == 25
+
+
 @pytest.mark.parametrize("name", UI_WORKFLOWS)
 def test_ui_workflow_opens_from_templates_without_red_nodes(page, shots, name):
     expected = json.loads((WF_DIR / f"{name}.json").read_text())
