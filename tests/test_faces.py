@@ -1,7 +1,10 @@
-"""Faces: detection (dlib, real photos), FFHQ alignment parity with the PIL recipe, several faces,
+"""Faces: detection (dlib, real photos), FFHQ alignment parity with the recipe (JoJoGAN's
+``util.align_face``, transcribed in tests/ffhq_recipe.py) on every branch, several faces,
 paste-back round trip, EXIF-rotated copies, video smoothing, RetinaFace error/fallback paths.
 
-Photos: scikit-image's astronaut.png (public-domain NASA portrait, one face), chelsea.png (a cat).
+Photos: scikit-image's astronaut.png (public-domain NASA portrait, one face), chelsea.png (a cat),
+matplotlib's grace_hopper.jpg (public-domain U.S. Navy portrait, 512x600), and copies of them
+upscaled, cropped to a close-up or cut so that the face touches the border.
 """
 
 from __future__ import annotations
@@ -21,14 +24,15 @@ from PIL import Image
 pytest.importorskip("dlib", reason="dlib-bin is a test dependency")
 skimage = pytest.importorskip("skimage", reason="scikit-image ships the test photos")
 
-from benchmarks.bench_faces import ffhq_align_pil  # noqa: E402
 from jojogan.faces import (  # noqa: E402
     RETINAFACE_WEIGHTS,
     AlignedFace,
     Detection,
     DetectorUnavailableError,
+    DlibDetector,
     FaceNote,
     NoFaceError,
+    align_detections,
     align_faces,
     align_video,
     centre_jitter,
@@ -37,12 +41,16 @@ from jojogan.faces import (  # noqa: E402
     get_detector,
     one_euro_filter,
     paste_back,
+    quad_to_matrix,
 )
 from jojogan.faces import detect as detect_mod  # noqa: E402
 from jojogan.images import ImageInputError, load_image  # noqa: E402
+from tests.ffhq_recipe import ffhq_align_pil, recipe_branches, recipe_landmarks  # noqa: E402
 
 DATA = Path(skimage.__file__).parent / "data"
-PARITY_MAE = 0.006  # mean abs error in [0,1] units, ours (kornia) vs the PIL recipe
+# mean abs error in [0,1] units, ours (kornia) vs the recipe with the same landmarks; measured
+# 0 to 1e-4 on every branch (docs/alignment.md), the issue's bar is 0.01
+PARITY_MAE = 0.002
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -67,8 +75,8 @@ def _t(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.array(img.convert("RGB"))).permute(2, 0, 1).float() / 255
 
 
-def _pil_ref(img: Image.Image, face: AlignedFace, size: int) -> torch.Tensor:
-    ref = ffhq_align_pil(img, face.landmarks68, size)
+def _pil_ref(img: Image.Image, face: AlignedFace, size: int, **kw) -> torch.Tensor:
+    ref = ffhq_align_pil(img, face.landmarks68, size, **kw)
     return _t(ref)
 
 
@@ -119,6 +127,123 @@ def test_face_at_the_border_is_padded_like_the_recipe_not_black(dlib_det, astro)
     corner = (face.image[:, :24, :24] + 1) / 2  # outside the photo: padded surround
     assert float(corner.mean()) > 0.2  # not black
     assert _mae(face, _pil_ref(img, face, 256)) < PARITY_MAE
+
+
+def _hopper() -> Image.Image:
+    import matplotlib
+
+    return Image.open(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
+
+
+def _branch_photo(name: str) -> Image.Image:
+    """Photos for each branch of the recipe, from the two shipped public-domain portraits."""
+    lanczos = Image.Resampling.LANCZOS
+    if name == "astronaut":  # 512x512: crop only at any size up to 1024
+        return Image.open(DATA / "astronaut.png").convert("RGB")
+    hopper = _hopper().convert("RGB")
+    if name == "hopper":  # 512x600, non-square
+        return hopper
+    if name == "hopper_x4":  # 2048x2400: the quad passes 4x a 256 px output (shrink)
+        return hopper.resize((2048, 2400), lanczos)
+    if name == "head_x6":  # a 200 px close-up of the astronaut's head at 1200 px: shrink + pad
+        astro = Image.open(DATA / "astronaut.png").convert("RGB")
+        return astro.crop((120, 20, 320, 220)).resize((1200, 1200), lanczos)
+    if name == "hopper_edge":  # the face near the left and top edges (pad), 422x560
+        return hopper.crop((90, 40, 512, 600))
+    raise KeyError(name)
+
+
+BRANCH_CASES = [  # photo, output size, the recipe's steps
+    ("astronaut", 1024, {"shrink": 0, "crop": True, "pad": False}),
+    ("hopper", 1024, {"shrink": 0, "crop": True, "pad": False}),
+    ("hopper", 256, {"shrink": 0, "crop": True, "pad": False}),
+    ("hopper_x4", 256, {"shrink": 2, "crop": True, "pad": False}),
+    ("hopper_x4", 1024, {"shrink": 0, "crop": True, "pad": False}),
+    ("head_x6", 256, {"shrink": 2, "crop": True, "pad": True}),
+    ("hopper_edge", 1024, {"shrink": 0, "crop": True, "pad": True}),
+    ("hopper_edge", 256, {"shrink": 0, "crop": True, "pad": True}),
+]
+
+
+@pytest.mark.parametrize("name,size,branches", BRANCH_CASES, ids=lambda v: str(v))
+def test_alignment_matches_the_recipe_on_every_branch(dlib_det, name, size, branches):
+    img = _branch_photo(name)
+    (face,) = align_faces(_t(img), size, detector=dlib_det)
+    assert recipe_branches(img.size, face.landmarks68, size) == branches
+    mae = _mae(face, _pil_ref(img, face, size))
+    print(f"{name} {img.size} @{size} {branches}: mean abs {mae:.5f}")
+    assert mae < PARITY_MAE, mae
+
+
+@pytest.mark.slow
+def test_alignment_matches_the_recipe_when_it_shrinks_for_a_1024_output(dlib_det):
+    """A 5400 px close-up: the quad passes 4096 px, so even a 1024 px output shrinks (by 2)."""
+    astro = Image.open(DATA / "astronaut.png").convert("RGB")
+    img = astro.crop((110, 10, 330, 230)).resize((5400, 5400), Image.Resampling.BILINEAR)
+    (face,) = align_faces(_t(img), 1024, detector=dlib_det)
+    assert recipe_branches(img.size, face.landmarks68, 1024)["shrink"] == 2
+    assert _mae(face, _pil_ref(img, face, 1024)) < PARITY_MAE
+
+
+@pytest.mark.parametrize("name,size", [("hopper", 1024), ("hopper_edge", 1024), ("head_x6", 256)])
+def test_with_the_recipes_detection_the_dlib_path_matches_the_recipe_end_to_end(name, size):
+    """dlib's HOG at upsample 1 on the whole photo gives the recipe's box, hence its landmarks
+    (on the same pixels) and its crop. The default detector runs faster on a smaller copy; the
+    68-point predictor moves with the box (docs/alignment.md: 1 px of box moves the recipe's own
+    crop by 0.01-0.07 mean abs), so only this setting reproduces the recipe's landmarks."""
+    img = _branch_photo(name)
+    det = DlibDetector(upsample=1, detect_max_side=1 << 30)
+    rgb = np.asarray(img.convert("RGB"))
+    lm = recipe_landmarks(rgb, det._predictor)
+    (face,) = align_faces(img, size, detector=det)
+    assert np.array_equal(face.landmarks68, lm)
+    assert _mae(face, _t(ffhq_align_pil(img, lm, size))) < PARITY_MAE
+
+
+def test_supersampled_alignment_is_close_to_the_ffhq_dataset_script(dlib_det):
+    """supersample=4: sampled at 4x, then an antialiased resize, as the FFHQ dataset's own script
+    (4096 px transform, LANCZOS down) rather than util.align_face."""
+    img = _branch_photo("hopper_x4")
+    (face,) = align_faces(_t(img), 256, detector=dlib_det, supersample=4)
+    ffhq = _pil_ref(img, face, 256, transform_size=1024)
+    jojo = _pil_ref(img, face, 256)
+    assert _mae(face, ffhq) < 0.006 < _mae(face, jojo)
+    with pytest.raises(ValueError, match="supersample must be"):
+        align_faces(img, 64, detector=dlib_det, supersample=0)
+
+
+def test_after_a_shrink_the_matrix_points_where_the_pixels_were_sampled():
+    """The recipe divides the quad by the shrink factor s while the resize maps pixel centres, so
+    it samples (s-1)/2 photo px right of and below the landmarks' quad: the matrix says so. On
+    ramps (red along x, green along y) each aligned pixel holds the ramp's value at matrix(pixel)
+    less PIL's truncation (half a level on average; the face is turned 17 degrees so that the
+    pixels' fractions spread evenly)."""
+    n = 1001  # a shrink by 5 resizes to 200 px: scale 5.005, not exactly 5
+    ramp = torch.clamp((torch.arange(n, dtype=torch.float32) - 280) / 440, 0, 1)
+    photo = torch.stack([ramp[None, :].expand(n, n), ramp[:, None].expand(n, n)])
+    photo = torch.cat([photo, torch.full((1, n, n), 0.5)])
+    upright = np.array([[450, 455], [550, 455], [500, 500], [460, 545], [540, 545]], np.float64)
+    t = np.deg2rad(17.0)
+    lm5 = (upright - 500) @ np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]]) + 500
+    det = Detection(box=(400, 400, 600, 600), score=1.0, landmarks5=lm5)
+    (face,) = align_detections(photo, [det], 40)  # qsize 400 -> shrink 5
+    nominal = ffhq_quad(lm5)
+    shift = (nominal / 5 + 0.5) * (n / 200) - 0.5 - nominal
+    # (s-1)/2 = 2 px, plus the drift of the 5.005 scale (up to 0.35 px at the far corner)
+    assert np.allclose(face.quad, nominal + shift) and 2.0 < shift.min() < shift.max() < 2.8
+    j, i = np.meshgrid(np.arange(40.0), np.arange(40.0))
+    pix = np.stack([j.ravel(), i.ravel(), np.ones(j.size)])
+    inner = ((j >= 4) & (j < 36) & (i >= 4) & (i < 36)).ravel()
+
+    def residual(matrix) -> np.ndarray:  # mean (aligned - ramp at matrix(pixel)), in 1/255 units
+        want = np.clip(((matrix @ pix)[:2] - 280) / 440, 0, 1)
+        ok = inner & (want > 0.02).all(0) & (want < 0.98).all(0)
+        got = ((face.image[:2] + 1) / 2).reshape(2, -1).numpy()
+        return ((got - want)[:, ok] * 255).mean(1)
+
+    assert np.abs(residual(face.matrix.numpy()) + 0.5).max() < 0.1
+    wrong = quad_to_matrix(nominal, 40).numpy()  # the landmarks' quad, 2-3 px off
+    assert np.abs(residual(wrong) + 0.5).min() > 1.0
 
 
 def test_aligned_face_carries_the_transform_back_to_the_photo(dlib_det, astro):

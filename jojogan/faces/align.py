@@ -1,22 +1,32 @@
 """FFHQ face alignment on tensors (kornia warps and blurs), batched over the faces of a photo.
 
 The recipe is the one the FFHQ dataset was made with (Karras et al., "A Style-Based Generator
-Architecture for GANs", CVPR 2019, dataset script ``recreate_aligned_images``), which JoJoGAN's
-generator expects:
+Architecture for GANs", CVPR 2019, dataset script ``recreate_aligned_images``), as JoJoGAN's
+``util.align_face`` runs it (the crop its generator and encoders expect):
 
 1. from the eye centres and the mouth corners build an oriented square ``quad`` (centre
    ``c = eye_avg + 0.1 * eye_to_mouth``; half-side vector
    ``x = normalize(eye_to_eye - rot90(eye_to_mouth)) * max(2.0 |eye_to_eye|, 1.8 |eye_to_mouth|)``;
    ``y = rot90(x)``; corners ``c - x - y, c - x + y, c + x + y, c + x - y``);
-2. when the quad is much bigger than the output, shrink the photo by an integer factor first;
+2. when the quad is at least 4x the output, shrink the photo by an integer factor ``s`` first
+   (PIL LANCZOS to ``rint(W/s) x rint(H/s)``, the quad divided by ``s``);
 3. crop around the quad with a border of 10 % of its size;
-4. where the quad leaves the photo, reflect-pad, blend the padding towards a blurred copy and its
-   median colour (so a face at the border gets a plausible, not black, surround);
-5. sample the quad (an affine map: the quad is a rotated square) and resize to ``size``.
+4. where the quad comes within 4 px of the photo's edge or leaves it, reflect-pad, blend the
+   padding towards a blurred copy and its median colour (so a face at the border gets a
+   plausible, not black, surround);
+5. sample the quad (an affine map: the quad is a rotated square) bilinearly at the output size,
+   truncated to 8 bits as PIL's QUAD transform does (``util.align_face`` sets its
+   ``transform_size`` to the output size).
+
+Given the same landmarks the result is within 1e-4 mean abs of ``util.align_face`` on every
+branch; docs/alignment.md has the figures and what each step contributes.
 
 Coordinates are pixel-index coordinates (pixel centres at integers, x right, y down). Aligned
 pixel ``(j, i)`` (column, row) comes from photo point ``q0 + (q3-q0) (j+0.5)/S + (q1-q0) (i+0.5)/S``
-with ``q = quad``; :attr:`AlignedFace.matrix` is that map as a 3x3 matrix.
+with ``q = quad``; :attr:`AlignedFace.matrix` is that map as a 3x3 matrix. After a shrink by ``s``
+the quad sampled is the landmarks' quad moved by ``(s-1)/2`` photo px right and down (the recipe
+divides the quad by ``s`` where the resize maps pixel centres): ``quad`` and ``matrix`` are the
+quad actually sampled, so paste-back puts the face back where it came from.
 """
 
 from __future__ import annotations
@@ -71,7 +81,9 @@ class AlignedFace:
     image: ``[3,size,size]`` float32 in [-1,1] (on the photo tensor's device).
     matrix: ``[3,3]`` float64, aligned pixel ``(x, y, 1)`` -> photo pixel (index coordinates).
     quad: ``[4,2]`` photo coordinates of the crop's corners (top-left, bottom-left,
-    bottom-right, top-right, as in the FFHQ script). box: the detector's (x0, y0, x1, y1).
+    bottom-right, top-right, as in the FFHQ script): the quad actually sampled (after a shrink
+    by ``s``, :func:`ffhq_quad` of the landmarks moved by ``(s-1)/2`` px).
+    box: the detector's (x0, y0, x1, y1).
     landmarks5 ``[5,2]`` / landmarks68 ``[68,2]`` or None: photo coordinates.
     source_size: the photo's (H, W). index: position in the returned list; name: the photo's.
     """
@@ -170,6 +182,90 @@ def _image_name(image, name: str | None) -> str:
 
 
 # ------------------------------------------------------------------------------ the recipe
+#
+# Each step reproduces what JoJoGAN's ``util.align_face`` does with PIL, numpy and scipy (see
+# docs/alignment.md for the measured effect of each): PIL's LANCZOS coefficients for the shrink,
+# its uint8 rounding after the shrink and the padding, its QUAD transform sampled bilinearly at
+# the output size and truncated to uint8. Only what the crop needs is computed.
+
+_LSB = 1.0 / 255.0
+
+
+def _round8(x: torch.Tensor) -> torch.Tensor:
+    """Round [0,1] values to the nearest of 256 levels, ties to even, as ``np.rint`` before
+    ``np.uint8`` does (the padding step)."""
+    return x.mul(255.0).round_().clamp_(0.0, 255.0).mul_(_LSB)
+
+
+def _lanczos_taps(in_size: int, out_size: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """PIL's LANCZOS coefficients for 8-bit images (``Resample.c``: ``precompute_coeffs``, then
+    ``normalize_coeffs_8bpc``'s 22-bit fixed point) for output pixels ``lo..hi-1`` of a
+    whole-axis resize ``in_size -> out_size``: first input index ``[n]`` and weights
+    ``[n, taps]`` (exact multiples of 2**-22; zero past each pixel's last tap)."""
+    scale = in_size / out_size
+    fscale = max(scale, 1.0)
+    support = 3.0 * fscale
+    taps = int(math.ceil(support)) * 2 + 1
+    center = (np.arange(lo, hi) + 0.5) * scale
+    first = np.maximum(np.trunc(center - support + 0.5), 0).astype(np.int64)
+    last = np.minimum(np.trunc(center + support + 0.5), in_size).astype(np.int64)
+    k = np.arange(taps)
+    x = (first[:, None] + k[None, :] - center[:, None] + 0.5) / fscale
+    w = np.where((x >= -3.0) & (x < 3.0), np.sinc(x) * np.sinc(x / 3.0), 0.0)
+    w = np.where(k[None, :] < (last - first)[:, None], w, 0.0)
+    total = w.sum(1, keepdims=True)
+    w = np.divide(w, total, out=np.zeros_like(w), where=total != 0) * float(1 << 22)
+    return first, np.trunc(w + np.where(w < 0, -0.5, 0.5)) / float(1 << 22)
+
+
+def _band_blocks(first: np.ndarray, w: np.ndarray, length: int, offset: int, device, dtype):
+    """The taps as dense ``[block, span]`` matrices over blocks of 16 outputs: ``(start, span,
+    matrix)`` with ``start`` relative to input index ``offset`` (``length`` inputs there)."""
+    n, taps = w.shape
+    blocks = []
+    for b0 in range(0, n, 16):
+        b1 = min(b0 + 16, n)
+        a = int(first[b0])
+        span = min(int(first[b1 - 1]) + taps, offset + length) - a
+        cols = first[b0:b1, None] - a + np.arange(taps)[None, :]
+        m = np.zeros((b1 - b0, span + taps))
+        np.put_along_axis(m, cols, np.where(cols < span, w[b0:b1], 0.0), axis=1)
+        blocks.append((a - offset, span, torch.from_numpy(m[:, :span]).to(device, dtype)))
+    return blocks
+
+
+def _to_levels(y: torch.Tensor) -> torch.Tensor:
+    """PIL's ``clip8``: round half up (its fixed point adds a half) and clip, as float32."""
+    return y.add_(0.5).floor_().clamp_(0.0, 255.0).to(torch.float32)
+
+
+def _shrink_region(
+    photo: torch.Tensor, out_hw: tuple[int, int], rows: tuple[int, int], cols: tuple[int, int]
+) -> torch.Tensor:
+    """Pixels ``rows x cols`` of ``photo`` [3,H,W] in [0,1] resized as a whole to ``out_hw`` with
+    PIL's LANCZOS on its 8-bit levels (horizontal pass, then vertical, each rounded to 8 bits),
+    reading only the input the region needs: ``PIL.Image.resize`` of the uint8 photo, cropped.
+
+    Banded taps as dense matmuls over blocks of 16 outputs, in float64: integer levels times
+    weights on a 2**-22 grid sum exactly, so the result is PIL's to the bit (float32 on MPS,
+    which has no float64: within a level)."""
+    _, H, W = photo.shape
+    y_first, wy = _lanczos_taps(H, out_hw[0], *rows)
+    x_first, wx = _lanczos_taps(W, out_hw[1], *cols)
+    y0, y1 = int(y_first.min()), min(int(y_first.max()) + wy.shape[1], H)
+    x0, x1 = int(x_first.min()), min(int(x_first.max()) + wx.shape[1], W)
+    dtype = torch.float32 if photo.device.type == "mps" else torch.float64
+    # horizontal pass over chunks of 128 rows (each converted to levels once)
+    bx = _band_blocks(x_first, wx, x1 - x0, x0, photo.device, dtype)
+    t = []
+    for r in range(y0, y1, 128):
+        chunk = photo[:, r : min(r + 128, y1), x0:x1].to(dtype).mul_(255.0).round_()
+        t.append(_to_levels(torch.cat([chunk[..., a : a + n] @ m.T for a, n, m in bx], -1)))
+    t = torch.cat(t, 1)
+    # vertical pass
+    by = _band_blocks(y_first, wy, y1 - y0, y0, photo.device, dtype)
+    out = [_to_levels(m @ t[:, a : a + n].to(dtype)) for a, n, m in by]
+    return torch.cat(out, 1).mul_(_LSB)
 
 
 def _reflect_pad(x: torch.Tensor, left: int, right: int, top: int, bottom: int) -> torch.Tensor:
@@ -189,7 +285,8 @@ def _reflect_pad(x: torch.Tensor, left: int, right: int, top: int, bottom: int) 
 
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur of [B,C,H,W]; large sigmas run on a downsampled copy (the result is smooth)."""
+    """Gaussian blur of [B,C,H,W]; large sigmas run on a downsampled copy (the result is smooth;
+    within 1e-4 mean abs of scipy's exact filter where the recipe uses it)."""
     if sigma <= 0.3:
         return x
     h, w = x.shape[-2:]
@@ -209,23 +306,24 @@ def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def _align_quad(
     photo: torch.Tensor, quad: np.ndarray, size: int, supersample: int | None
-) -> torch.Tensor:
-    """One quad of ``photo`` [3,H,W] in [0,1] -> ``[3,size,size]`` in [0,1] (FFHQ steps 2-5)."""
+) -> tuple[torch.Tensor, np.ndarray]:
+    """One quad of ``photo`` [3,H,W] in [0,1] -> (``[3,size,size]`` in [0,1], the quad actually
+    sampled in photo pixels). FFHQ steps 2-5 as ``util.align_face`` runs them."""
     _, H, W = photo.shape
     quad = np.asarray(quad, dtype=np.float64)
     qsize = float(np.hypot(*(quad[3] - quad[0])))
-    img = photo[None]
 
-    # 2. shrink by an integer factor (exact index mapping u = (p + 0.5) / s - 0.5)
+    # 2. shrink: PIL resizes the whole photo to rint(W/s) x rint(H/s) and divides the quad by s
+    # (so the sampled quad sits (s-1)/2 photo px right of and below the landmarks' quad)
     shrink = int(np.floor(qsize / size * 0.5))
     if shrink > 1:
-        Hs, Ws = H // shrink, W // shrink
-        q = (quad + 0.5) / shrink - 0.5
-        qs = qsize / shrink
+        Ws, Hs = int(np.rint(W / shrink)), int(np.rint(H / shrink))
+        q, qs = quad / shrink, qsize / shrink
     else:
-        shrink, Hs, Ws, q, qs = 1, H, W, quad.copy(), qsize
+        shrink, Ws, Hs, q, qs = 1, W, H, quad.copy(), qsize
+    sampled = q.copy()
 
-    # 3. crop with a border (in shrunk coordinates), decoded from the photo at full resolution
+    # 3. crop with a border (in shrunk pixels); only the crop is ever resized
     border = max(int(np.rint(qs * 0.1)), 3)
     c0 = max(int(np.floor(q[:, 0].min())) - border, 0)
     c1 = max(int(np.floor(q[:, 1].min())) - border, 0)
@@ -233,15 +331,14 @@ def _align_quad(
     c3 = min(int(np.ceil(q[:, 1].max())) + border, Hs)
     if c2 <= c0 or c3 <= c1:  # the quad lies outside the photo entirely
         c0, c1, c2, c3 = 0, 0, Ws, Hs
-    region = img[:, :, c1 * shrink : c3 * shrink, c0 * shrink : c2 * shrink]
     if shrink > 1:
-        region = F.interpolate(
-            region, size=(c3 - c1, c2 - c0), mode="bicubic", antialias=True, align_corners=False
-        ).clamp(0.0, 1.0)
+        region = _shrink_region(photo, (Hs, Ws), (c1, c3), (c0, c2))[None]
+    else:
+        region = photo[None, :, c1:c3, c0:c2]
     q = q - np.array([c0, c1], dtype=np.float64)
     ch, cw = region.shape[-2:]
 
-    # 4. pad: reflect, blend towards a blurred copy and the median colour
+    # 4. pad: reflect, blend towards a blurred copy and the median colour, store as uint8
     pad = [
         max(-int(np.floor(q[:, 0].min())) + border, 0),
         max(-int(np.floor(q[:, 1].min())) + border, 0),
@@ -262,20 +359,27 @@ def _align_quad(
         # the median colour, from at most ~1M pixels per channel (a strided sample)
         k = max(1, int(math.sqrt(h * w / 1e6)))
         median = region[..., ::k, ::k].flatten(2).median(dim=2).values[:, :, None, None]
-        region.lerp_(median.expand_as(region), mask.clamp_(0.0, 1.0))
+        region = _round8(region.lerp_(median.expand_as(region), mask.clamp_(0.0, 1.0)))
         q = q + np.array([pl, pt], dtype=np.float64)
 
-    # 5. sample the quad at T = m * size (supersampled), then antialiased resize to size
-    m = supersample if supersample else int(np.clip(np.ceil(qs / size), 1, 4))
+    # 5. sample the quad: bilinear at the output size, truncated to uint8 (PIL's QUAD transform);
+    # supersample m > 1: at m * size, then an antialiased resize (smoother, not the recipe)
+    m = int(supersample) if supersample else 1
     T = size * m
-    dst_to_src = quad_to_matrix(q, T)
-    src_to_dst = torch.linalg.inv(dst_to_src)[:2].to(torch.float32)[None].to(region.device)
-    out = warp_affine(region, src_to_dst, (T, T), mode="bilinear", padding_mode="zeros")
+    src_to_dst = torch.linalg.inv(quad_to_matrix(q, T))[:2].to(torch.float32)[None]
+    out = warp_affine(
+        region, src_to_dst.to(region.device), (T, T), mode="bilinear", padding_mode="zeros"
+    )
     if m > 1:
         out = F.interpolate(
             out, size=(size, size), mode="bicubic", antialias=True, align_corners=False
-        )
-    return out[0].clamp(0.0, 1.0)
+        ).clamp_(0.0, 1.0)
+    else:
+        out = out.mul_(255.0).add_(1e-3).floor_().clamp_(0.0, 255.0).mul_(_LSB)
+
+    if shrink > 1:  # shrunk pixel u is photo pixel (u + 0.5) * (W / Ws) - 0.5
+        sampled = (sampled + 0.5) * np.array([W / Ws, H / Hs]) - 0.5
+    return out[0], sampled
 
 
 def align_detections(
@@ -287,11 +391,13 @@ def align_detections(
     supersample: int | None = None,
 ) -> list[AlignedFace]:
     """Align given detections of ``photo`` ([3,H,W] in [0,1]); see :func:`align_faces`."""
+    ok = isinstance(supersample, int) and not isinstance(supersample, bool)
+    if supersample is not None and not (ok and 1 <= supersample <= 8):
+        raise ValueError(f"supersample must be None or an integer 1..8, got {supersample!r}")
     out = []
     _, H, W = photo.shape
     for i, d in enumerate(detections):
-        quad = ffhq_quad(d.landmarks5)
-        crop = _align_quad(photo, quad, size, supersample)
+        crop, quad = _align_quad(photo, ffhq_quad(d.landmarks5), size, supersample)
         out.append(
             AlignedFace(
                 image=crop * 2.0 - 1.0,
@@ -374,8 +480,9 @@ def align_faces(
     detector: ``"auto"``, ``"dlib"``, ``"retinaface"`` or a built backend (see
     :mod:`jojogan.faces.detect`). which: ``"largest"`` (one face) or ``"all"`` (left to right).
     min_face: faces smaller than this (px, shorter box side) are skipped with a :class:`FaceNote`.
-    supersample: sampling factor before the final antialiased resize (None: ceil(quad/size),
-    1..4, as the FFHQ script's 4x transform_size does).
+    supersample: None or 1: the recipe (bilinear at the output size, as ``util.align_face``);
+    m > 1: sample at ``m * size``, then an antialiased resize (less aliasing when the face is
+    larger than the output, as the FFHQ dataset script's 4096 px transform; not the recipe).
 
     Returns a list of :class:`AlignedFace` (``.image`` is ``[3,size,size]`` in [-1,1]).
     Raises :class:`NoFaceError` ("no face found in <name>") when no usable face is found.
