@@ -29,7 +29,6 @@ from jojogan.faces import (  # noqa: E402
     AlignedFace,
     Detection,
     DetectorUnavailableError,
-    DlibDetector,
     FaceNote,
     NoFaceError,
     align_detections,
@@ -186,18 +185,22 @@ def test_alignment_matches_the_recipe_when_it_shrinks_for_a_1024_output(dlib_det
 
 
 @pytest.mark.parametrize("name,size", [("hopper", 1024), ("hopper_edge", 1024), ("head_x6", 256)])
-def test_with_the_recipes_detection_the_dlib_path_matches_the_recipe_end_to_end(name, size):
-    """dlib's HOG at upsample 1 on the whole photo gives the recipe's box, hence its landmarks
-    (on the same pixels) and its crop. The default detector runs faster on a smaller copy; the
-    68-point predictor moves with the box (docs/alignment.md: 1 px of box moves the recipe's own
-    crop by 0.01-0.07 mean abs), so only this setting reproduces the recipe's landmarks."""
+def test_the_dlib_detector_gives_the_recipes_landmarks_and_crop_end_to_end(name, size):
+    """get_detector("dlib") (the default dlib, and "auto" without RetinaFace) runs HOG at
+    upsample 1 on the whole photo as the recipe does: its box, hence its landmarks (on the same
+    pixels) and its crop. "dlib-fast" detects on a smaller copy without the up-step; the 68-point
+    predictor moves with the box (docs/alignment.md: 1 px of box moves the recipe's own crop by
+    0.01-0.07 mean abs), so only the recipe's setting reproduces the recipe's landmarks."""
     img = _branch_photo(name)
-    det = DlibDetector(upsample=1, detect_max_side=1 << 30)
+    det = get_detector("dlib")
+    assert (det.upsample, det.name) == (1, "dlib") and det.detect_max_side >= max(img.size)
     rgb = np.asarray(img.convert("RGB"))
     lm = recipe_landmarks(rgb, det._predictor)
     (face,) = align_faces(img, size, detector=det)
     assert np.array_equal(face.landmarks68, lm)
     assert _mae(face, _t(ffhq_align_pil(img, lm, size))) < PARITY_MAE
+    fast = get_detector("dlib-fast")
+    assert (fast.upsample, fast.name) == (0, "dlib-fast") and face.backend == "dlib"
 
 
 def test_supersampled_alignment_is_close_to_the_ffhq_dataset_script(dlib_det):

@@ -19,6 +19,7 @@ from .align import (
     select_faces,
 )
 from .detect import (
+    DETECTORS,
     RETINAFACE_URL,
     RETINAFACE_WEIGHTS,
     Detection,
@@ -35,6 +36,7 @@ from .video import align_video, centre_jitter, one_euro_filter, smooth_detection
 
 __all__ = [
     "DEFAULT_MIN_FACE",
+    "DETECTORS",
     "RETINAFACE_URL",
     "RETINAFACE_WEIGHTS",
     "AlignedFace",
