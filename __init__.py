@@ -7,8 +7,6 @@ folder on `sys.path` when no `jojogan` is importable yet).
 
 from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
-# The frontend extension in web/: the widgets a node marks "advanced" hide behind the node's
-# "Show Advanced" menu item.
-WEB_DIRECTORY = "./web"
+WEB_DIRECTORY = None
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

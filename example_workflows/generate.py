@@ -66,19 +66,6 @@ def pack_nodes() -> dict[str, type]:
     return nodes.NODE_CLASS_MAPPINGS
 
 
-def advanced_widgets(class_type: str) -> set[str]:
-    """The widgets a pack node marks advanced (hidden until "Show Advanced")."""
-    if class_type in CORE_NODES:
-        return set()
-    it = pack_nodes()[class_type].INPUT_TYPES()
-    return {
-        name
-        for section in ("required", "optional")
-        for name, spec in it.get(section, {}).items()
-        if len(spec) > 1 and isinstance(spec[1], dict) and spec[1].get("advanced")
-    }
-
-
 def display_name(class_type: str) -> str:
     """What ComfyUI shows as the node's title: the pack's display name, else the class type."""
     if class_type in CORE_NODES:
@@ -211,8 +198,7 @@ def to_ui(wf: Workflow) -> dict:
             widgets_values.extend(spec["ui_extra"].get(name, []))
         n_in = sum(1 for i in spec["inputs"] if not i[2])
         n_out = len(spec["outputs"])
-        hidden = advanced_widgets(n.type)  # behind "Show Advanced": no room kept for them
-        n_widgets = sum(1 for i in spec["inputs"] if i[2] and i[0] not in hidden)
+        n_widgets = sum(1 for i in spec["inputs"] if i[2])
         properties: dict = {"Node name for S&R": n.type}
         models = [
             model_download(n.widgets[w]) for w in MODEL_WIDGETS if n.widgets.get(w) is not None

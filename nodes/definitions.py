@@ -1126,8 +1126,8 @@ class Finetune:
         "'references' and 'latent' connected it runs the released JoJoGAN notebook's recipe "
         "exactly (steps, strength, preserve_color, seed: the notebook's run after "
         "torch.manual_seed(seed)); with a 'dataset' from Build Mixed Dataset, that node's "
-        "paired set (S space, the paper's sets, custom layers). Right-click > Show Advanced for "
-        "the rest (identity loss, taps, noise, ...). Shows the current stylization every "
+        "paired set (S space, the paper's sets, custom layers). The other widgets (identity "
+        "loss, taps, noise, ...) are marked advanced. Shows the current stylization every "
         "'preview_every' steps; Cancel stops it within a step. Next: Stylize."
     )
 

@@ -54,12 +54,3 @@ def test_registry_section_present(pack_root, key):
 
     data = tomllib.loads((pack_root / "pyproject.toml").read_text())
     assert key in data["tool"]["comfy"]
-
-
-def test_the_web_extension_ships_with_the_pack(pack_root):
-    pack = load_pack_as_comfyui_does(pack_root, "comfyui_jojogan_web_test")
-    web = pack_root / pack.WEB_DIRECTORY
-    js = sorted(p.name for p in web.glob("*.js"))
-    assert js == ["advanced_widgets.js"]
-    text = (web / "advanced_widgets.js").read_text()
-    assert 'from "../../scripts/app.js"' in text and "registerExtension" in text
