@@ -129,6 +129,7 @@ def test_face_at_the_border_is_padded_like_the_recipe_not_black(dlib_det, astro)
 
 
 def _hopper() -> Image.Image:
+    """matplotlib's sample portrait of Grace Hopper (US Navy, public domain; a dev dependency)."""
     import matplotlib
 
     return Image.open(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
