@@ -191,6 +191,18 @@ def _out(images: torch.Tensor, name: str = "output") -> torch.Tensor:
     return core_to_comfy(images, name).to(host.offload_device())
 
 
+def _references(display: str, references: Any, latent: Any) -> tuple[torch.Tensor, S.Latents]:
+    """The style references (IMAGE -> core images) and their codes, one code per image."""
+    lat = _need(display, "latent", latent, S.Latents, S.LATENT)
+    refs = _images(display, "references", references)
+    if refs.shape[0] != len(lat):
+        raise ValueError(
+            f"{display}: {refs.shape[0]} references but {len(lat)} latents; invert the same "
+            "references"
+        )
+    return refs, lat
+
+
 def _preview_every() -> tuple:
     return (
         "INT",
@@ -1068,13 +1080,7 @@ class BuildMixedDataset:
         self, generator, references, latent, space, preset, layers, blend, preview_count, seed
     ):
         gen = _need(self.DISPLAY, "generator", generator, S.GeneratorModel, S.GENERATOR)
-        lat = _need(self.DISPLAY, "latent", latent, S.Latents, S.LATENT)
-        refs = _images(self.DISPLAY, "references", references)
-        if refs.shape[0] != len(lat):
-            raise ValueError(
-                f"{self.DISPLAY}: {refs.shape[0]} references but {len(lat)} latents; invert the "
-                "same references"
-            )
+        refs, lat = _references(self.DISPLAY, references, latent)
         custom = _int_list(self.DISPLAY, "layers", layers)
         if preset == "custom" and custom is None:
             raise ValueError(f"{self.DISPLAY}: preset 'custom' needs 'layers' (e.g. '7-17')")
@@ -1454,13 +1460,7 @@ class Finetune:
                 f"{self.DISPLAY}: connect 'references' (the aligned style images) and 'latent' "
                 "(their codes from Invert), or a 'dataset' from Build Mixed Dataset"
             )
-        lat = _need(self.DISPLAY, "latent", latent, S.Latents, S.LATENT)
-        refs = _images(self.DISPLAY, "references", references)
-        if refs.shape[0] != len(lat):
-            raise ValueError(
-                f"{self.DISPLAY}: {refs.shape[0]} references but {len(lat)} latents; invert the "
-                "same references"
-            )
+        refs, lat = _references(self.DISPLAY, references, latent)
         if not 0.0 <= float(strength) <= 1.0:
             raise ValueError(f"{self.DISPLAY}: 'strength' must be in [0,1], got {strength!r}")
         preset = "preserve_color" if preserve_color else "full"
