@@ -596,20 +596,6 @@ def _forward(
     return img, d.features(_grayscale(img) if grayscale else img, taps)
 
 
-def _draw_noise(g: nn.Module, n: int, rng: torch.Generator | None, like: Tensor) -> list[Tensor]:
-    """One N(0,1) map [n,1,H,W] per synthesis layer, in forward order: from ``rng`` on the CPU,
-    or (``rng`` None) from the global generator of ``like``'s device, as rosinality's
-    `NoiseInjection` draws them (``new_empty(...).normal_()``) during the forward."""
-    out = []
-    for i in range(g.num_layers):
-        res = 2 ** ((i + 5) // 2)
-        if rng is None:
-            out.append(torch.randn(n, 1, res, res, device=like.device, dtype=like.dtype))
-        else:
-            out.append(torch.randn(n, 1, res, res, generator=rng).to(like))
-    return out
-
-
 def _rng_state(device: torch.device) -> dict:
     """The global generators' state (CPU, and ``device``'s) for resuming a global-stream run."""
     state = {"cpu": torch.get_rng_state()}
@@ -842,7 +828,7 @@ def _run(
         # then the forward's noise maps, layer by layer
         rand = sample_random_codes(g_base, n_ref, rng, mask.space)
         mixed = mix_codes(codes, rand, mask)
-        noise = _draw_noise(g_new, n_ref, rng, references) if mode == "random" else None
+        noise = g_new.random_noise(n_ref, references, rng) if mode == "random" else None
         if st.reference_features == "every_step" and step > start:
             ref_feats = reference_features()
         total = 0.0
@@ -931,7 +917,7 @@ def _random_face_terms(
     """The structure and texture terms on ``st.random_faces`` fully random faces (one draw)."""
     w = sample_random_codes(g_base, st.random_faces, rng, "w+")
     mode = st.noise_mode
-    noise = _draw_noise(g_new, st.random_faces, rng, like) if mode == "random" else None
+    noise = g_new.random_noise(st.random_faces, like, rng) if mode == "random" else None
     with precision(like.device, st.precision):
         img = _render(g_new, w, noise, mode)
         loss = img.new_zeros((), dtype=torch.float32)

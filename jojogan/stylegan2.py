@@ -451,12 +451,23 @@ class Generator(nn.Module):
         if noise_mode == "none":
             return [None] * self.num_layers
         if noise_mode == "random":
-            out: list[Tensor | None] = []
-            for i in range(self.num_layers):
-                res = 2 ** ((i + 5) // 2)
-                out.append(torch.randn(batch, 1, res, res, device=like.device, dtype=like.dtype))
-            return out
+            return list(self.random_noise(batch, like))
         raise ValueError(f"Generator: noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+
+    def random_noise(
+        self, n: int, like: Tensor, generator: torch.Generator | None = None
+    ) -> list[Tensor]:
+        """One N(0,1) map [n,1,H,W] per synthesis layer, in forward order: from ``generator`` on
+        the CPU, or (None) from the global generator of ``like``'s device, as rosinality's
+        `NoiseInjection` draws them (``new_empty(...).normal_()``) during the forward."""
+        out = []
+        for i in range(self.num_layers):
+            res = 2 ** ((i + 5) // 2)
+            if generator is None:
+                out.append(torch.randn(n, 1, res, res, device=like.device, dtype=like.dtype))
+            else:
+                out.append(torch.randn(n, 1, res, res, generator=generator).to(like))
+        return out
 
     def synthesis_from_styles(
         self,

@@ -87,24 +87,10 @@ def _styles(g: nn.Module, codes: Codes) -> list[Tensor]:
 
 
 def _noises(g: nn.Module, mode: str) -> list[Tensor | None]:
-    """The stored noise ("const") or none; random noise comes from `_random_noise`."""
+    """The stored noise ("const") or none; random noise comes from `Generator.random_noise`."""
     if mode == "const":
         return [getattr(g.noises, f"noise_{i}") for i in range(g.num_layers)]
     return [None] * g.num_layers
-
-
-def _random_noise(g: nn.Module, n: int, gen: torch.Generator | None, like: Tensor) -> list[Tensor]:
-    """One N(0,1) map [n,1,H,W] per synthesis layer in forward order: from ``gen`` on the CPU,
-    or (None) from the global generator of ``like``'s device, as rosinality's `NoiseInjection`
-    draws them during ``generator(..., randomize_noise=True)``."""
-    out = []
-    for i in range(g.num_layers):
-        r = 2 ** ((i + 5) // 2)
-        if gen is None:
-            out.append(torch.randn(n, 1, r, r, device=like.device, dtype=like.dtype))
-        else:
-            out.append(torch.randn(n, 1, r, r, generator=gen).to(like))
-    return out
 
 
 def _check_rng(who: str, noise_mode: str, seed: int | None, rng: str) -> None:
@@ -213,7 +199,7 @@ def stylize(
         like = codes if isinstance(codes, Tensor) else codes[0]
         with global_rng(seed if rng == "global" else None, like.device):
             gen = None if rng == "global" else torch.Generator().manual_seed(int(seed))
-            noise = _random_noise(tuned, like.shape[0], gen, like)
+            noise = tuned.random_noise(like.shape[0], like, gen)
     args = (intensity, layers, batch_size, noise_mode, noise)
     return _render(tuned, codes, base, *args, precision, channels_last)
 
@@ -321,5 +307,5 @@ def sample(
             z = torch.randn(n, tuned.style_dim, generator=gen).to(ref)
         w = tuned.mapping(z, truncation, mean_latent)
         ws = w[:, None].expand(-1, tuned.n_latent, -1).contiguous()
-        noise = _random_noise(tuned, n, gen, ws) if noise_mode == "random" else None
+        noise = tuned.random_noise(n, ws, gen) if noise_mode == "random" else None
     return _render(tuned, ws, base, intensity, layers, batch_size, noise_mode, noise)
