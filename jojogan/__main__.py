@@ -54,9 +54,9 @@ DEFAULT_STYLES = ("cartoon", "sketch", "ink")
 # The demo's style: the one the toy benchmark scores best with the default recipe ("refined")
 # on seed 0, the demo's reference: ink, d 0.483 against 1.179 for the input unchanged and 0.898
 # for the reference itself, x1.86 over the better baseline, the highest of the 8 styles
-# (docs/toy_domain.md, "Quality on the toy domain", the table; docs/toy_recipe_sweep.md, "The inputs'
-# codes refined", row `refined`: x 1.06, 1.29, 1.86, 1.65, 0.61, 1.16, 1.55, 0.89 for cartoon,
-# sketch, ink, big_eyes, popart, neon, watercolor, blueprint). On seed 1 ink scores x1.30,
+# (docs/toy_domain.md, "Quality on the toy domain", the table; docs/toy_recipe_sweep.md, "The
+# inputs' codes refined", row `refined`: x 1.06, 1.29, 1.86, 1.65, 0.61, 1.16, 1.55, 0.89 for
+# cartoon, sketch, ink, big_eyes, popart, neon, watercolor, blueprint). On seed 1 ink scores x1.30,
 # second to big_eyes' 1.35; over both seeds ink still leads (mean x1.58 against 1.50).
 DEFAULT_STYLE = "ink"
 # The demo's unseen faces (grid rows): 4 keeps `python -m jojogan demo` under a minute on two

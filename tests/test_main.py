@@ -460,7 +460,7 @@ def _run_demo(tmp_path, capsys, monkeypatch, *argv):
 
 def test_demo_default_style_is_the_best_scoring_one():
     """The demo's default style is the one the toy benchmark scores best with the default recipe
-    (ink, x1.86 on seed 0: README.md's table), and --style defaults to it."""
+    (ink, x1.86 on seed 0: docs/toy_domain.md's table), and --style defaults to it."""
     import jojogan.__main__ as cli
 
     assert cli.DEFAULT_STYLE == "ink" and cli.DEMO_FACES == 4
