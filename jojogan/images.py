@@ -35,6 +35,10 @@ __all__ = [
     "comfy_to_core",
     "core_to_comfy",
     "image_grid",
+    "OUTPUT_BUDGET_ENV",
+    "DEFAULT_OUTPUT_BUDGET_BYTES",
+    "output_budget_bytes",
+    "check_output_budget",
 ]
 
 #: Pillow format names we decode. Anything else (FITS, EPS, PSD, ICO, ...) is "unsupported format".
@@ -48,6 +52,12 @@ DEFAULT_MAX_PIXELS = 64_000_000
 DEFAULT_MIN_SIDE = 32
 #: Longer side / shorter side above this is "unsupported aspect ratio".
 DEFAULT_MAX_ASPECT = 20.0
+
+#: Environment variable: the largest batch output, in GiB, that a node or library call may build.
+OUTPUT_BUDGET_ENV = "JOJOGAN_MAX_OUTPUT_GB"
+#: Default output budget (4 GiB: 256 float32 images at 1024 px are 3 GiB). The budget is also
+#: capped at half the memory the machine has free when the check runs.
+DEFAULT_OUTPUT_BUDGET_BYTES = 4 << 30
 
 _HTML_PREFIXES = (b"<!doctype", b"<html", b"<head", b"<body", b"<?xml", b"{", b"<!--")
 _MAGIC_NAMES = (
@@ -453,6 +463,66 @@ def image_grid(images: torch.Tensor, cols: int, pad: int = 4, fill: float = 1.0)
         y, x = pad + r * (h + pad), pad + q * (w + pad)
         out[:, y : y + h, x : x + w] = images[k]
     return out
+
+
+def _available_bytes() -> int | None:
+    """Memory the OS reports as available (Linux /proc/meminfo; None elsewhere). Read by hand:
+    psutil is not a dependency of the library."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def output_budget_bytes() -> int:
+    """The batch-output budget in bytes: $JOJOGAN_MAX_OUTPUT_GB (GiB) or 4 GiB, and never more
+    than half the memory available now."""
+    raw = os.environ.get(OUTPUT_BUDGET_ENV, "").strip()
+    budget = DEFAULT_OUTPUT_BUDGET_BYTES
+    if raw:
+        try:
+            gb = float(raw)
+        except ValueError:
+            gb = float("nan")
+        if not (gb > 0 and gb < 1e6):
+            raise ValueError(f"{OUTPUT_BUDGET_ENV}={raw[:40]!r} must be a positive number of GiB")
+        budget = int(gb * (1 << 30))
+    avail = _available_bytes()
+    if avail is not None:
+        budget = min(budget, avail // 2)
+    return budget
+
+
+def check_output_budget(
+    count: int,
+    height: int,
+    width: int,
+    *,
+    what: str,
+    channels: int = 3,
+    bytes_per_value: int = 4,
+    budget_bytes: int | None = None,
+) -> int:
+    """Refuse, before anything is allocated, a batch output of ``count`` images of
+    ``height`` x ``width`` (float32 by default) larger than the output budget.
+
+    ``what`` starts the message (e.g. "Toy Render: count 256 at size 1024"). Returns the
+    output's size in bytes. Raises ValueError naming count, size, the bytes needed and the budget.
+    """
+    need = int(count) * int(height) * int(width) * int(channels) * int(bytes_per_value)
+    budget = output_budget_bytes() if budget_bytes is None else int(budget_bytes)
+    if need > budget:
+        gib = 1 << 30
+        raise ValueError(
+            f"{what}: the output ({count} images of {height}x{width}) needs "
+            f"{need / gib:.2f} GiB, over the {budget / gib:.2f} GiB output budget; ask for fewer "
+            f"or smaller images, or raise {OUTPUT_BUDGET_ENV} if the machine has the memory"
+        )
+    return need
 
 
 def comfy_to_core(images: torch.Tensor, name: str = "image") -> torch.Tensor:
