@@ -831,8 +831,10 @@ def _run(
         noise = g_new.random_noise(n_ref, references, rng) if mode == "random" else None
         if st.reference_features == "every_step" and step > start:
             ref_feats = reference_features()
-        total = 0.0
-        ok = True
+        # The step's loss and its finiteness stay on the device until one read at the end:
+        # a host read per chunk and per parameter (~80) stalled the GPU's queue each time.
+        # float64 accumulation, as the Python floats summed here before.
+        total_t = torch.zeros((), dtype=torch.float64, device=device)
         for (a, b), rf in zip(bounds, ref_feats, strict=True):
             part = _slice(mixed, a, b)
             nz = None if noise is None else [n[a:b] for n in noise]
@@ -843,22 +845,20 @@ def _run(
                 with torch.no_grad():
                     orig = _render(g_base, part, nz, mode)
                 loss = loss + st.id_weight * identity_loss(arcface, orig, img, grayscale=True)
-            if not torch.isfinite(loss):
-                ok = False
-                break
             ((b - a) / n_ref * loss).backward()
-            total += float(loss.detach()) * (b - a) / n_ref
+            total_t = total_t + loss.detach().double() * ((b - a) / n_ref)
             del img, feats, loss  # free this chunk's tensors before the next
-        if ok and (st.structure_weight > 0 or st.gram_weight > 0):
+        if st.structure_weight > 0 or st.gram_weight > 0:
             reg = _random_face_terms(g_base, g_new, d, st, rng, references, gram_taps, ref_grams)
-            if torch.isfinite(reg):
-                reg.backward()
-                total += float(reg.detach())
-            else:
-                ok = False
+            reg.backward()
+            total_t = total_t + reg.detach().double()
             del reg
-        if ok:
-            ok = all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in trainable)
+        finite = [torch.isfinite(p.grad).all() for p in trainable if p.grad is not None]
+        ok_t = torch.isfinite(total_t)
+        if finite:
+            ok_t = ok_t & torch.stack(finite).all()
+        ok = bool(ok_t)  # the step's one wait for the device
+        total = float(total_t)
         if not ok:
             opt.zero_grad(set_to_none=True)
             result.skipped_steps += 1
