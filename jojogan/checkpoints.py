@@ -41,6 +41,7 @@ import pickletools
 import re
 import struct
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -157,8 +158,55 @@ def sniff(path: PathLike) -> str:
     return "unknown"
 
 
+# Magic numbers of common non-model files: named in errors instead of quoting a file's bytes.
+_MAGICS = (
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"BZh", "a bzip2 archive"),
+    (b"\xfd7zXZ\x00", "an xz archive"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"Rar!", "a RAR archive"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF", "a PDF document"),
+    (b"\x7fELF", "an executable (ELF)"),
+    (b"MZ", "a Windows executable"),
+    (b"\x89HDF", "an HDF5 file (e.g. Keras .h5)"),
+    (b"\x93NUMPY", "a NumPy .npy array"),
+    (b"GGUF", "a GGUF model (llama.cpp)"),
+)
+
+
+def _binary_kind(head: bytes) -> str:
+    """What a binary file is, from its magic number, in words (never its bytes)."""
+    for magic, what in _MAGICS:
+        if head.startswith(magic):
+            return what
+    if head[257:262] == b"ustar":
+        return "a tar archive"
+    return "a binary file of unknown format"
+
+
+def _html_kind(head: bytes) -> str:
+    """The kind of a web page saved as a model, told from its title (never quoted): e.g.
+    ``" (a 'quota exceeded' page)"``, or "" when the title says nothing known."""
+    low = head.lower()
+    i, j = low.find(b"<title>"), low.find(b"</title>")
+    title = low[i + 7 : j] if 0 <= i < j else b""
+    for words, what in (
+        ((b"quota", b"too many users"), "a 'quota exceeded' page"),
+        ((b"sign in", b"sign-in", b"login", b"log in"), "a sign-in page"),
+        ((b"not found", b"404"), "a 'not found' page"),
+        ((b"virus", b"can't scan", b"cannot scan"), "a 'cannot scan for viruses' page"),
+    ):
+        if any(w in title for w in words):
+            return f" ({what})"
+    return ""
+
+
 def _describe_not_a_model(p: Path, kind: str) -> str:
-    """The error text for a file whose first bytes show it holds no weights."""
+    """The error text for a file whose first bytes show it holds no weights. It says what kind
+    of file it is and never quotes its content (the file may be anything a name points to)."""
     if kind == "empty":
         return (
             f"{p}: the file is empty (0 bytes), probably an interrupted download or copy. "
@@ -166,16 +214,10 @@ def _describe_not_a_model(p: Path, kind: str) -> str:
         )
     head = _read_head(p)
     if kind == "html":
-        title = ""
-        low = head.lower()
-        i, j = low.find(b"<title>"), low.find(b"</title>")
-        if 0 <= i < j:
-            title = head[i + 7 : j].decode("utf-8", "replace").strip()
-            title = f' (page title: "{title[:80]}")' if title else ""
         return (
-            f"{p}: this is an HTML page{title}, probably a failed download (for example a "
-            "Google Drive 'quota exceeded' or sign-in page), not model weights. Open the link in "
-            "a browser, download the real file, and put it in place of this one."
+            f"{p}: this is an HTML page{_html_kind(head)}, probably a failed download (for "
+            "example a Google Drive 'quota exceeded' or sign-in page), not model weights. Open "
+            "the link in a browser, download the real file, and put it in place of this one."
         )
     if kind == "text":
         if head.startswith(b"version https://git-lfs"):
@@ -183,15 +225,15 @@ def _describe_not_a_model(p: Path, kind: str) -> str:
                 f"{p}: this is a Git LFS pointer file, not the model itself. Fetch the real file "
                 "(git lfs pull, or download it from the hosting page)."
             )
-        snippet = head[:60].decode("utf-8", "replace").replace("\n", " ").strip()
         return (
-            f'{p}: this is a text file ("{snippet}..."), not model weights, probably a failed '
-            "download or an error message saved under the model's name. Download the file again."
+            f"{p}: this is a text file ({p.stat().st_size} bytes), not model weights, probably a "
+            "failed download or an error message saved under the model's name. Download the "
+            "file again."
         )
     return (
-        f"{p}: unrecognised file format (first bytes: {head[:8].hex(' ')}); expected a "
-        ".safetensors file or a PyTorch .pt/.pth file. Check that this is the right file and "
-        "that the download completed."
+        f"{p}: unrecognised file format ({_binary_kind(head)}); expected a .safetensors file or "
+        "a PyTorch .pt/.pth file. Check that this is the right file and that the download "
+        "completed."
     )
 
 
@@ -378,6 +420,7 @@ def _check_zip(p: Path) -> None:
     """Refuse a corrupt zip (bad CRC, truncated) and a zip whose pickles need code."""
     try:
         with zipfile.ZipFile(p) as zf:
+            _check_zip_sizes(p, zf)
             bad = _first_bad_member(zf)
             if bad is not None:
                 raise CheckpointError(
@@ -407,6 +450,9 @@ def _check_zip(p: Path) -> None:
                 refused += [n for n in names if not _is_allowed_global(n)]
             if refused:
                 raise _refuse_globals(p, list(dict.fromkeys(refused)), "pickled data")
+            for name in pickles:
+                if name.rpartition("/")[2] == "data.pkl":
+                    _check_zip_storages(p, zf, name)
     except CheckpointError:
         raise
     except Exception as e:  # BadZipFile, NotImplementedError (bad method field), OSError, ...
@@ -417,10 +463,12 @@ def _check_zip(p: Path) -> None:
 
 
 def _check_pickle(p: Path) -> None:
-    """Refuse a legacy/plain pickle that needs code, and a plain pickle that is no torch file."""
+    """Refuse a legacy/plain pickle that needs code, and a plain pickle that is no torch file;
+    and a legacy torch file whose storages claim more bytes than the file holds."""
+    size = p.stat().st_size
     try:
         with open(p, "rb") as f:
-            names, is_magic = _scan_stream(f)
+            names, is_magic = _scan_stream(_CappedReader(f, size))
     except Exception as e:  # malformed opcodes: ValueError, struct.error, MemoryError
         raise CheckpointError(
             f"{p}: the file is truncated or corrupt (its pickle data is malformed: "
@@ -437,6 +485,213 @@ def _check_pickle(p: Path) -> None:
             f"{p}: this is a plain Python pickle, not a PyTorch checkpoint, and plain pickles "
             "are not loaded here. Save the weights with torch.save or as .safetensors."
         )
+    try:
+        with open(p, "rb") as f:
+            reader = _CappedReader(f, size)
+            for _ in range(3):  # magic number, protocol version, system info
+                _ClaimsUnpickler(reader).load()
+            claims = _storage_claims(reader)
+    except CheckpointError:
+        raise
+    except Exception as e:
+        raise CheckpointError(
+            f"{p}: the file is truncated or corrupt (its pickle data is malformed: "
+            f"{_short(e, 120)}). Download it again."
+        ) from None
+    claimed = sum(_claim_bytes(c) for c in claims.values())
+    if claimed > size:
+        raise CheckpointError(
+            f"{p}: refused: its tensors claim {claimed} bytes but the file has {size} (a "
+            "truncated or corrupt file; nothing was allocated). Download it again."
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Claimed sizes, checked against the file before anything is allocated
+# --------------------------------------------------------------------------------------------
+
+_MAX_UNPACK_RATIO = 4  # a torch zip stores its members; a re-zipped one may compress a little
+
+
+class _CappedReader:
+    """A file's ``read``/``readline`` that never ask for more than is left in it, so a pickle
+    opcode claiming a huge length cannot make the reader allocate that length."""
+
+    def __init__(self, f: Any, size: int) -> None:
+        self._f, self._size = f, int(size)
+
+    def _left(self) -> int:
+        return max(self._size - self._f.tell(), 0)
+
+    def read(self, n: int | None = -1) -> bytes:
+        left = self._left()
+        return self._f.read(left if n is None or n < 0 else min(n, left))
+
+    def readline(self, n: int | None = -1) -> bytes:
+        left = self._left()
+        return self._f.readline(left if n is None or n < 0 else min(n, left))
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+
+class _Inert:
+    """Stands in for every object a pickle builds while its storage claims are read."""
+
+    _global = ""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def append(self, value: Any) -> None:
+        pass
+
+    def extend(self, values: Any) -> None:
+        pass
+
+
+class _ClaimsUnpickler(pickle.Unpickler):
+    """Reads a torch pickle's storage records (type, element count, device) and runs nothing:
+    every global becomes an inert class, every storage an inert object. Run only after
+    :func:`scan_pickle_globals` found nothing but tensor globals."""
+
+    def __init__(self, f: Any) -> None:
+        super().__init__(f)
+        self.claims: dict[str, tuple[str, int, str]] = {}
+        self._classes: dict[str, type] = {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        key = f"{module}.{name}"
+        if key not in self._classes:
+            self._classes[key] = type(name, (_Inert,), {"_global": key})
+        return self._classes[key]
+
+    def persistent_load(self, pid: Any) -> Any:
+        # ("storage", storage type, key, location, element count[, view metadata])
+        if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage":
+            numel = pid[4]
+            if not isinstance(numel, int) or isinstance(numel, bool) or numel < 0:
+                raise ValueError("a storage record with a bad size")
+            stype = getattr(pid[1], "_global", "") or type(pid[1]).__name__
+            self.claims[str(pid[2])] = (str(stype), numel, str(pid[3]))
+        return _Inert()
+
+
+def _storage_claims(f: Any) -> dict[str, tuple[str, int, str]]:
+    """{storage key: (storage type, element count, location)} of the next pickle in ``f``."""
+    u = _ClaimsUnpickler(f)
+    u.load()
+    return u.claims
+
+
+_ITEMSIZE: dict[str, int] = {}
+
+
+def _claim_bytes(claim: tuple[str, int, str]) -> int:
+    """Bytes a storage record asks for: element count x the size of its type's elements
+    (``torch.FloatStorage``: 4; ``UntypedStorage`` and names not known: 1, so that no real
+    file is refused for a type this check does not know)."""
+    stype, numel, _location = claim
+    qual = stype.rpartition(".")[2]
+    if qual not in _ITEMSIZE:
+        size = 1
+        if qual.endswith("Storage") and qual != "UntypedStorage":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # TypedStorage is deprecated
+                dtype = getattr(getattr(torch, qual, None), "dtype", None)
+            if isinstance(dtype, torch.dtype):
+                size = dtype.itemsize
+        _ITEMSIZE[qual] = size
+    return numel * _ITEMSIZE[qual]
+
+
+def _check_zip_sizes(p: Path, zf: zipfile.ZipFile) -> None:
+    """Refuse an archive whose members claim far more unpacked bytes than the file has (a zip
+    bomb: a few kB that would unpack, and be allocated, as gigabytes)."""
+    size = p.stat().st_size
+    claimed = sum(max(int(i.file_size), 0) for i in zf.infolist())
+    if claimed > _MAX_UNPACK_RATIO * size + (1 << 20):
+        raise CheckpointError(
+            f"{p}: refused: its zip members claim {claimed} bytes unpacked from a file of "
+            f"{size} bytes (a corrupt file or a zip bomb; nothing was allocated). Download it "
+            "again."
+        )
+
+
+def _check_zip_storages(p: Path, zf: zipfile.ZipFile, pkl: str) -> None:
+    """Every storage ``data.pkl`` names must be a member at least as large as it claims."""
+    prefix = pkl.rpartition("/")[0]
+    claims = _storage_claims(io.BytesIO(_zip_member(p, zf, zf.getinfo(pkl))))
+    for key, claim in claims.items():
+        if claim[2] == "meta":
+            continue  # no data in the file; refused once loaded
+        need = _claim_bytes(claim)
+        try:
+            have = zf.getinfo(f"{prefix}/data/{key}").file_size
+        except KeyError:
+            raise CheckpointError(
+                f"{p}: the file is truncated or corrupt (the data of storage {key[:40]!r} is "
+                "missing). Download it again."
+            ) from None
+        if need > have:
+            raise CheckpointError(
+                f"{p}: refused: storage {key[:40]!r} claims {need} bytes but holds {have} (a "
+                "corrupt file; nothing was allocated). Download it again."
+            )
+
+
+def _tensors_in(obj: Any, prefix: str = "", depth: int = 0) -> Iterator[tuple[str, torch.Tensor]]:
+    """(dotted key, tensor) of every tensor in a loaded object (dicts, lists, Namespaces)."""
+    if depth > 64:
+        return
+    if isinstance(obj, torch.Tensor):
+        yield prefix or "<tensor>", obj
+        return
+    if isinstance(obj, argparse.Namespace):
+        obj = vars(obj)
+    if isinstance(obj, Mapping):
+        items: Iterable[tuple[Any, Any]] = obj.items()
+    elif isinstance(obj, list | tuple):
+        items = enumerate(obj)
+    else:
+        return
+    for k, v in items:
+        yield from _tensors_in(v, f"{prefix}.{k}" if prefix else str(k), depth + 1)
+
+
+def _nonfinite(t: torch.Tensor) -> int:
+    """How many NaN/inf values a tensor holds (0 for integer and bool tensors)."""
+    if not (t.is_floating_point() or t.is_complex()) or t.numel() == 0:
+        return 0
+    try:
+        ok = torch.isfinite(t)
+    except (RuntimeError, NotImplementedError):  # e.g. float8 types without isfinite
+        ok = torch.isfinite(t.float())
+    return 0 if bool(ok.all()) else int((~ok).sum())
+
+
+def _check_loaded(p: Path, obj: Any) -> None:
+    """Refuse a loaded file holding a meta tensor (no data) or NaN/inf values, naming the first
+    such tensor; ints and bools pass as they are."""
+    for key, t in _tensors_in(obj):
+        shown = key if len(key) <= 80 else key[:77] + "..."
+        if t.device.type == "meta":
+            raise CheckpointError(
+                f"{p}: tensor '{shown}' holds no data (a 'meta' tensor, saved from a model that "
+                "was never given weights). Save the real weights and load that file."
+            )
+        n = _nonfinite(t)
+        if n:
+            raise CheckpointError(
+                f"{p}: NaN or infinite values in '{shown}' ({n} of {t.numel()} values). The "
+                "model is broken (a diverged training run or a damaged file); use another copy."
+            )
 
 
 def _load_safetensors(p: Path, map_location: Any) -> dict[str, torch.Tensor]:
@@ -461,6 +716,7 @@ def _load_safetensors(p: Path, map_location: Any) -> dict[str, torch.Tensor]:
             f"{p}: the file is corrupt: its tensors do not match the checksum stored in it "
             "(damaged on disk or in transfer). Download or copy it again."
         )
+    _check_loaded(p, tensors)
     return tensors
 
 
@@ -469,8 +725,11 @@ def load_file(path: PathLike, *, map_location: Any = "cpu") -> Any:
 
     ``.safetensors`` (detected from the bytes, not the name) returns ``dict[str, Tensor]``;
     torch zip and legacy files go through ``torch.load(weights_only=True)`` with only
-    ``argparse.Namespace`` allowed besides tensors and containers. Anything else raises
-    :class:`CheckpointError` naming the file and what it really is.
+    ``argparse.Namespace`` allowed besides tensors and containers. Sizes the file claims
+    (safetensors offsets, zip members, pickled storages) are checked against the file before
+    anything is allocated, and every loaded tensor must hold data and finite values. Anything
+    else raises :class:`CheckpointError` naming the file and what it really is (never quoting
+    its content).
     """
     p = _check_readable(path)
     try:
@@ -492,7 +751,7 @@ def load_file(path: PathLike, *, map_location: Any = "cpu") -> Any:
         raise CheckpointError(_describe_not_a_model(p, kind))
     try:
         with _safe_globals_context():
-            return torch.load(p, map_location=map_location, weights_only=True)
+            obj = torch.load(p, map_location=map_location, weights_only=True)
     except MemoryError:
         raise CheckpointError(
             f"{p}: not enough memory to load this file ({p.stat().st_size / 2**20:.0f} MiB), or "
@@ -513,6 +772,8 @@ def load_file(path: PathLike, *, map_location: Any = "cpu") -> Any:
             f"{p}: the file is truncated or corrupt and could not be read ({_short(e, 200)}). "
             "Download it again."
         ) from None
+    _check_loaded(p, obj)
+    return obj
 
 
 # --------------------------------------------------------------------------------------------
@@ -522,7 +783,49 @@ def load_file(path: PathLike, *, map_location: Any = "cpu") -> Any:
 _SHA_KEY = "jojogan.tensors_sha256"
 
 
+_ST_MAX_HEADER = 100_000_000  # the safetensors library's own limit
+_ST_ITEMSIZE = {
+    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1,
+    "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1,
+    "C64": 8,
+}  # fmt: skip
+
+
+def _st_span(p: Path, name: str, info: Any, data_len: int) -> int:
+    """Check one header entry against the file (offsets inside the data, dtype x shape equal
+    to the span) and return its end offset."""
+    shown = name if len(name) <= 80 else name[:77] + "..."
+    try:
+        if not isinstance(info["shape"], list) or not isinstance(info["data_offsets"], list):
+            raise TypeError("shape and data_offsets must be lists")
+        lo, hi = (int(x) for x in info["data_offsets"])
+        shape = [int(d) for d in info["shape"]]
+        dtype = str(info["dtype"])
+    except (TypeError, KeyError, ValueError):
+        raise CheckpointError(
+            f"{p}: the .safetensors header is corrupt (bad entry for tensor '{shown}')."
+        ) from None
+    if hi > data_len:
+        raise CheckpointError(
+            f"{p}: the .safetensors file is truncated: it needs {hi} bytes of tensor data, "
+            f"only {data_len} are there. Download it again."
+        )
+    if not 0 <= lo <= hi or any(d < 0 for d in shape):
+        raise CheckpointError(
+            f"{p}: the .safetensors header is corrupt (tensor '{shown}' has offsets {lo}..{hi} "
+            f"and shape {shape}). Download it again."
+        )
+    if dtype in _ST_ITEMSIZE and math.prod(shape) * _ST_ITEMSIZE[dtype] != hi - lo:
+        raise CheckpointError(
+            f"{p}: the .safetensors header is corrupt (tensor '{shown}', {dtype} {shape}, "
+            f"claims {math.prod(shape) * _ST_ITEMSIZE[dtype]} bytes in a span of {hi - lo}). "
+            "Download it again."
+        )
+    return hi
+
+
 def _read_safetensors_header(p: Path) -> dict[str, Any]:
+    """The header of a .safetensors file, every entry checked against the file's size."""
     size = p.stat().st_size
     with open(p, "rb") as f:
         head = f.read(8)
@@ -534,32 +837,24 @@ def _read_safetensors_header(p: Path) -> dict[str, Any]:
                 f"{p}: the .safetensors file is truncated or corrupt (its header claims "
                 f"{n} bytes, the file has {size}). Download it again."
             )
+        if n > _ST_MAX_HEADER:
+            raise CheckpointError(
+                f"{p}: the .safetensors header is corrupt (it claims {n} bytes; at most "
+                f"{_ST_MAX_HEADER} are allowed). Download it again."
+            )
         raw = f.read(n)
     try:
         header = json.loads(raw.decode("utf-8"))
         if not isinstance(header, dict):
             raise ValueError("header is not a JSON object")
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise CheckpointError(
             f"{p}: the .safetensors header is corrupt ({_short(e, 120)}). Download it again."
         ) from None
     data_len = size - 8 - n
-    end = 0
     for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            _lo, hi = info["data_offsets"]
-            end = max(end, int(hi))
-        except (TypeError, KeyError, ValueError):
-            raise CheckpointError(
-                f"{p}: the .safetensors header is corrupt (bad entry for tensor '{name}')."
-            ) from None
-    if end > data_len:
-        raise CheckpointError(
-            f"{p}: the .safetensors file is truncated: it needs {end} bytes of tensor data, "
-            f"only {data_len} are there. Download it again."
-        )
+        if name != "__metadata__":
+            _st_span(p, str(name), info, data_len)
     return header
 
 
@@ -643,14 +938,21 @@ def atomic_writer(path: PathLike, *, inputs: Iterable[PathLike] = ()) -> Iterato
     "not enough space in <dir>". ``inputs`` are files that must not be overwritten.
     """
     target = Path(path)
-    check_not_overwriting(target, inputs)
     folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise CheckpointError(f"{target}: cannot save, the folder {folder} does not exist.")
-    if target.is_dir():
-        raise CheckpointError(f"{target}: cannot save, a folder of that name exists.")
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+        check_not_overwriting(target, inputs)
+        if not folder.is_dir():
+            raise CheckpointError(
+                f"{_shown(target)}: cannot save, the folder {folder} does not exist. Create it "
+                "or choose another folder."
+            )
+        if target.is_dir():
+            raise CheckpointError(
+                f"{_shown(target)}: cannot save, a folder of that name exists. Choose another name."
+            )
+        # The temp name stays short, so a name that fits the file system also fits with it.
+        prefix = f".{target.name[:64]}."
+        fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
     except OSError as e:
         raise _write_error(target, e) from None
     os.close(fd)
@@ -670,19 +972,31 @@ def atomic_writer(path: PathLike, *, inputs: Iterable[PathLike] = ()) -> Iterato
         raise
 
 
+def _shown(target: Path) -> str:
+    """A path for a message: the folder and at most 40 characters of the file's name."""
+    name = target.name
+    return str(target) if len(name) <= 40 else f"{target.parent / name[:40]}..."
+
+
 def _write_error(target: Path, e: OSError) -> CheckpointError:
-    folder = target.parent
+    """A failed save as one clear error: where, what went wrong, and what to do."""
+    folder, shown = target.parent, _shown(target)
+    why = os.strerror(e.errno) if e.errno else type(e).__name__
     if e.errno in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", -1)):
         return CheckpointError(
-            f"{target}: not enough space in {folder} to save the file ({os.strerror(e.errno)}). "
-            "Free some space or choose another folder; the previous file (if any) is intact."
+            f"{shown}: not enough space in {folder} to save the file ({why}). Free some space "
+            "or choose another folder; the previous file (if any) is intact."
         )
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return CheckpointError(
-            f"{target}: cannot write in {folder} ({os.strerror(e.errno)}). Choose a folder you "
-            "can write to."
+            f"{shown}: cannot write in {folder} ({why}). Choose a folder you can write to."
         )
-    return CheckpointError(f"{target}: saving failed ({_short(e)}); the previous file is intact.")
+    if e.errno == errno.ENAMETOOLONG:
+        return CheckpointError(
+            f"{shown}: the file name ({len(target.name)} characters) or its path is too long "
+            f"for the file system of {folder.name or folder}. Choose a shorter name."
+        )
+    return CheckpointError(f"{shown}: saving failed ({_short(e)}); the previous file is intact.")
 
 
 def atomic_write_bytes(path: PathLike, data: bytes, *, inputs: Iterable[PathLike] = ()) -> None:
@@ -1229,10 +1543,7 @@ def load_stylegan2(
                 f"{p}: latent_avg has shape {shape}, expected [{gcfg.style_dim}] (the mean W of "
                 "this generator)."
             )
-        check_finite({"latent_avg": latent_avg}, source=p, what="latent_avg")
         latent_avg = latent_avg.detach().to(device=device, dtype=torch.float32)
-    for name in selected:  # refuse NaN before building anything
-        check_finite(found[name], source=p, what=f"'{name}'")
     ckpt = StyleGAN2Checkpoint(
         source=p,
         layout=layout,
@@ -1282,7 +1593,8 @@ def load_generator_weights(path: PathLike, generator: nn.Module, *, part: str | 
             "The style file was made for another base model; use the base model it was "
             "trained from."
         )
-    load_state_dict_strict(generator, sd, source=p, what=f"'{part}'")
+    # load_file refused NaN/inf already
+    load_state_dict_strict(generator, sd, source=p, what=f"'{part}'", check_values=False)
     return layout
 
 

@@ -457,3 +457,185 @@ def test_nan_style_file_is_refused_and_the_generator_is_untouched(tmp_path, good
     before = {k: v.clone() for k, v in target.state_dict().items()}
     refused(path, good, "style.2.bias", load=lambda p: ck.load_generator_weights(p, target))
     assert all(torch.equal(v, before[k]) for k, v in target.state_dict().items())
+
+
+# ------------------------------------------------------------------------------------------
+# A name may point at any file: errors say what it is, never what it holds
+# ------------------------------------------------------------------------------------------
+
+PASSWD = "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "kind", "secret"),
+    [
+        (PASSWD, "text file", "root:x"),
+        ("<html><head><title>Sign in - Secret Corp</title></head></html>", "sign-in", "Secret"),
+        ("<html><head><title>Private notes 42</title></head></html>", "HTML page", "Private"),
+        (b"\x1f\x8b\x08\x00SECRETSECRET" + bytes(range(200)), "gzip archive", "SECRET"),
+        (b"\x7fELF\x02\x01\x01" + bytes(range(250)) * 2, "executable", "45 4c 46"),
+        (bytes([7, 9, 201, 13, 250, 17, 99, 1]) * 64, "unknown format", "07 09 c9"),
+    ],
+)
+def test_errors_describe_the_file_kind_without_quoting_its_content(
+    tmp_path, good, content, kind, secret
+):
+    path = tmp_path / "stylegan2-ffhq-config-f.pt"
+    if isinstance(content, str):
+        path.write_text(content)
+    else:
+        path.write_bytes(content)
+    for load in (ck.load_stylegan2, ck.load_file, ck.read_safetensors_metadata):
+        msg = refused(path, good, kind, load=load)
+        assert secret not in msg and "daemon" not in msg, msg
+
+
+# ------------------------------------------------------------------------------------------
+# Claimed sizes are checked against the file before anything is allocated
+# ------------------------------------------------------------------------------------------
+
+
+def _torch_zip_with(path: pathlib.Path, replace: dict[str, tuple[bytes, int]]) -> None:
+    """A copy of a torch zip file of ``{"w": zeros(4)}`` at ``path`` whose members ending in a
+    key of ``replace`` get other (data, zip method)."""
+    src = path.with_suffix(".src")
+    torch.save({"w": torch.zeros(4)}, src)
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(path, "w") as zout:
+        for info in zin.infolist():
+            data, method = zin.read(info), zipfile.ZIP_STORED
+            for end, (new, how) in replace.items():
+                if info.filename.endswith(end):
+                    data, method = new, how
+            zout.writestr(info.filename, data, compress_type=method)
+    src.unlink()
+
+
+def _claiming_pickle(numel: int, protocol: int = 2) -> bytes:
+    """data.pkl of ``{"w": tensor}`` whose one float storage claims ``numel`` elements."""
+    import collections
+    import io
+
+    from torch._utils import _rebuild_tensor_v2
+
+    class Storage:
+        pass
+
+    class Tensor:
+        def __reduce__(self):
+            args = (Storage(), 0, (numel,), (1,), False, collections.OrderedDict())
+            return (_rebuild_tensor_v2, args)
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, Storage):
+                return ("storage", torch.FloatStorage, "0", "cpu", numel)
+            return None
+
+    buf = io.BytesIO()
+    Pickler(buf, protocol=protocol).dump({"w": Tensor()})
+    return buf.getvalue()
+
+
+def test_zip_bomb_is_refused_before_anything_is_unpacked(tmp_path, good):
+    """A 64 MiB member of zeros deflates to ~64 kB; torch.load would allocate and unpack it."""
+    import time
+
+    n = 16 << 20
+    path = tmp_path / "bomb.pt"
+    _torch_zip_with(
+        path, {"data.pkl": (_claiming_pickle(n), 0), "data/0": (bytes(4 * n), zipfile.ZIP_DEFLATED)}
+    )
+    assert path.stat().st_size < 1 << 20
+    t0 = time.perf_counter()
+    refused(path, good, "zip bomb", "nothing was allocated")
+    assert time.perf_counter() - t0 < 5
+
+
+def test_storage_claiming_more_than_its_zip_member_is_refused(tmp_path, good):
+    path = tmp_path / "claims.pt"
+    _torch_zip_with(path, {"data.pkl": (_claiming_pickle(10**12), zipfile.ZIP_STORED)})
+    refused(path, good, "claims 4000000000000 bytes", "holds 16")
+
+
+def test_legacy_storage_claiming_more_than_the_file_is_refused(tmp_path, good):
+    path = tmp_path / "legacy.pt"
+    torch.save({"w": torch.zeros(4)}, path, _use_new_zipfile_serialization=False)
+    data = path.read_bytes()
+    # the storage record's element count, 4, is BININT1 4 after the location 'cpu' (memoized)
+    at = data.index(b"X\x03\x00\x00\x00cpuq") + 10
+    assert data[at : at + 2] == b"K\x04", data[at - 12 : at + 4]
+    path.write_bytes(data[:at] + b"\x8a\x06" + (10**13).to_bytes(6, "little") + data[at + 2 :])
+    refused(path, good, "claim", "nothing was allocated")
+
+
+def test_pickle_opcode_claiming_a_huge_length_is_refused_without_allocating(tmp_path, good):
+    path = tmp_path / "huge_opcode.pt"
+    magic = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
+    # BINBYTES8 (protocol 4) claiming 2**60 bytes, in a file of a few bytes
+    path.write_bytes(magic + b"\x80\x04\x8e" + (1 << 60).to_bytes(8, "little") + b"abc")
+    refused(path, good, "corrupt")
+
+
+def _safetensors_with_header(path: pathlib.Path, entry: dict, data: bytes) -> None:
+    import json
+    import struct
+
+    header = json.dumps({"w": entry}).encode()
+    path.write_bytes(struct.pack("<Q", len(header)) + header + data)
+
+
+@pytest.mark.parametrize(
+    ("entry", "patterns"),
+    [
+        ({"dtype": "F32", "shape": [1 << 40], "data_offsets": [0, 16]}, ("corrupt", "claims")),
+        ({"dtype": "F32", "shape": [4], "data_offsets": [0, 1 << 40]}, ("truncated",)),
+        ({"dtype": "F32", "shape": [4], "data_offsets": [16, 0]}, ("corrupt",)),
+        ({"dtype": "F32", "shape": [-4], "data_offsets": [0, 16]}, ("corrupt",)),
+        ({"dtype": "F32", "shape": "4", "data_offsets": [0, 16]}, ("corrupt", "bad entry")),
+    ],
+)
+def test_safetensors_header_claims_are_checked_against_the_file(tmp_path, good, entry, patterns):
+    path = tmp_path / "claims.safetensors"
+    _safetensors_with_header(path, entry, bytes(16))
+    refused(path, good, *patterns, load=ck.load_file)
+
+
+def test_meta_tensors_are_refused(tmp_path, good):
+    path = tmp_path / "meta.pt"
+    sd = tiny_g().state_dict()
+    sd["conv1.conv.weight"] = torch.empty(sd["conv1.conv.weight"].shape, device="meta")
+    torch.save({"g_ema": sd}, path)
+    refused(path, good, "meta", "conv1.conv.weight")
+    refused(path, good, "meta", load=ck.load_file)
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "zip", "legacy"])
+def test_every_loaded_tensor_is_finite_or_the_file_is_refused(tmp_path, good, fmt):
+    tensors = {"a.weight": torch.ones(3), "b.bias": torch.tensor([0.0, float("-inf")])}
+    path = tmp_path / f"inf.{fmt}"
+    if fmt == "safetensors":
+        ck.save_safetensors({"a.weight": torch.ones(3)}, path)  # the writer refuses NaN itself
+        from safetensors.torch import save_file
+
+        save_file(tensors, str(path))
+    else:
+        torch.save({"x": tensors}, path, _use_new_zipfile_serialization=(fmt == "zip"))
+    msg = refused(path, good, "NaN or infinite", "b.bias", "1 of 2", load=ck.load_file)
+    assert "a.weight" not in msg
+
+
+def test_nan_toy_model_is_refused_by_the_toy_loader(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from jojogan.__main__ import load_toy_model
+    from jojogan.toy import SHIPPED_DIR
+
+    src = SHIPPED_DIR / "toy_stylegan2.safetensors"
+    tensors = load_file(str(src))
+    meta = {k: v for k, v in ck.read_safetensors_metadata(src).items() if k != ck._SHA_KEY}
+    key = next(k for k in sorted(tensors) if k.startswith("g_ema.") and k.endswith("weight"))
+    tensors[key].view(-1)[0] = float("nan")
+    save_file(tensors, str(tmp_path / src.name), metadata=meta)
+    with pytest.raises(CheckpointError, match="NaN or infinite") as ei:
+        load_toy_model(tmp_path)
+    assert key in str(ei.value) and src.name in str(ei.value)
