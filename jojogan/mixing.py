@@ -43,6 +43,7 @@ becomes ``M' = 1 - blend * (1 - M)`` (a soft mask), which gives the same codes.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -50,11 +51,14 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
+    "MAX_LAYERS",
+    "MAX_LAYER_TEXT",
     "PRESETS",
     "SPACES",
     "MixingMask",
     "build_mask",
     "mix_codes",
+    "parse_layers",
     "sample_random_codes",
     "style_layer_latents",
     "to_style_codes",
@@ -65,6 +69,59 @@ PRESETS = ("full", "preserve_color", "X", "C")
 _REF_N_LATENT = 18  # the presets are defined on the 1024 px generator
 _FULL_1024 = tuple(range(7, 18))
 _PRESERVE_1024 = (9, 11, 15, 16, 17)
+
+
+# More layers than any StyleGAN2 has (1024 px: 18 W+ latents, 26 S layers, 9 discriminator
+# blocks): the bound of a layer list checked before the model is known.
+MAX_LAYERS = 32
+MAX_LAYER_TEXT = 1000  # characters of a layer list; "0,1,...,25" (every S layer at 1024 px) is 71
+_QUOTE = 40  # characters of the user's text quoted in a message
+_PART = re.compile(r"([0-9]+)(?:-([0-9]+))?")
+
+
+def _quote(text: str) -> str:
+    """At most _QUOTE characters of ``text``, repr-quoted, so a message never grows with it."""
+    return repr(text[:_QUOTE]) + ("..." if len(text) > _QUOTE else "")
+
+
+def parse_layers(text: str, n_layers: int, what: str) -> tuple[int, ...] | None:
+    """A layer list ``"7-17"``, ``"9,11,15"`` or both (``"0-3, 9"``) -> sorted unique indices in
+    0..n_layers-1; ``""`` (or only separators) -> None (the caller's default).
+
+    Every index and range end is checked against ``n_layers`` before a range is expanded, so
+    ``"0-99999999"`` fails at once; ``what`` starts the message (e.g. "JoJoGAN Invert:
+    'blend_layers'"), which quotes at most 40 characters of ``text``. Raises ValueError.
+    """
+    if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 1:
+        raise ValueError(f"{what}: the model has no layers to choose from (n_layers={n_layers!r})")
+    if not isinstance(text, str):
+        raise ValueError(
+            f"{what} must be a text like '7-17' or '9,11,15', got {type(text).__name__}"
+        )
+    if len(text) > MAX_LAYER_TEXT:
+        raise ValueError(
+            f"{what} is {len(text)} characters long (at most {MAX_LAYER_TEXT}): {_quote(text)}; "
+            f"list layer indices 0..{n_layers - 1} like '7-17' or '9,11,15'"
+        )
+    parts = [p for p in re.split(r"[,\s]+", text) if p]
+    if not parts:
+        return None
+    out: set[int] = set()
+    for part in parts:
+        m = _PART.fullmatch(part)
+        if m is None:
+            raise ValueError(
+                f"{what} must list layer indices like '7-17' or '9,11,15', got {_quote(text)} "
+                f"(at {_quote(part)})"
+            )
+        a = int(m.group(1))
+        b = a if m.group(2) is None else int(m.group(2))
+        if max(a, b) >= n_layers:
+            raise ValueError(f"{what}: {_quote(part)} is out of range 0..{n_layers - 1}")
+        if b < a:
+            raise ValueError(f"{what}: the range {_quote(part)} runs backwards; write it low-high")
+        out.update(range(a, b + 1))
+    return tuple(sorted(out))
 
 
 def _n_latent(generator: nn.Module) -> int:
@@ -142,11 +199,12 @@ def build_mask(
         idx = [int(i) for i in layers]
         if not idx:
             raise ValueError("mixing: the custom layer list is empty; give at least one layer")
-        bad = [i for i in idx if i < 0 or i >= n]
+        bad = sorted({i for i in idx if i < 0 or i >= n})
         if bad:
+            more = f" and {len(bad) - 8} more" if len(bad) > 8 else ""
             raise ValueError(
-                f"mixing: layer indices {bad} are out of range for this {generator.size} px "
-                f"generator: {space} has {n} layers (0..{n - 1})"
+                f"mixing: layer indices {bad[:8]}{more} are out of range for this "
+                f"{generator.size} px generator: {space} has {n} layers (0..{n - 1})"
             )
         mixed = sorted(set(idx))
         name = "custom"

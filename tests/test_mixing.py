@@ -1,4 +1,7 @@
-"""Paired-set masks (Eq. 1): presets, custom layers, kept vs mixed layers, S vs W+."""
+"""Paired-set masks (Eq. 1): presets, custom layers, kept vs mixed layers, S vs W+; the one
+bounded layer-list parser."""
+
+import time
 
 import pytest
 import torch
@@ -7,6 +10,7 @@ from jojogan.mixing import (
     PRESETS,
     build_mask,
     mix_codes,
+    parse_layers,
     sample_random_codes,
     style_layer_latents,
     to_style_codes,
@@ -125,3 +129,54 @@ def test_blend_is_the_released_alpha(gen):
 def test_bad_masks_are_clear_errors(gen, kwargs, match):
     with pytest.raises(ValueError, match=match):
         build_mask(gen, **kwargs)
+
+
+# ----------------------------------------------------------------------------- layer lists
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("7-17", tuple(range(7, 18))),
+        ("9,11,15,16,17", (9, 11, 15, 16, 17)),
+        (" 0-2, 9 5,5 ", (0, 1, 2, 5, 9)),
+        ("3-3", (3,)),
+        ("", None),
+        (" , ", None),
+    ],
+)
+def test_layer_lists_parse_ranges_lists_and_both(text, want):
+    assert parse_layers(text, 18, "layers") == want
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("0-99999999", r"^W: '0-99999999' is out of range 0\.\.17$"),
+        ("18", r"'18' is out of range 0\.\.17"),
+        ("9" * 5000, r"5000 characters long"),
+        ("1-" + "9" * 900, r"out of range 0\.\.17"),
+        ("seven", r"^W must list layer indices like '7-17'"),
+        ("-1", "must list layer indices"),
+        ("1--2", "must list layer indices"),
+        ("\uff11\uff12", "must list layer indices"),  # full-width digits are not indices
+        ("5-3", "runs backwards"),
+        ("x" * 100_000, "100000 characters long"),
+    ],
+)
+def test_bad_layer_lists_fail_at_once_with_short_messages(text, match):
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=match) as e:
+        parse_layers(text, 18, "W")
+    assert time.perf_counter() - t0 < 0.1
+    msg = str(e.value)
+    assert len(msg) <= 300
+    # at most 40 characters of the input are quoted
+    assert max((len(q) for q in msg.split("'")[1::2]), default=0) <= 40
+
+
+def test_layer_list_of_the_wrong_type_or_for_no_layers_is_refused():
+    with pytest.raises(ValueError, match="must be a text"):
+        parse_layers(None, 18, "W")
+    with pytest.raises(ValueError, match="no layers"):
+        parse_layers("1", 0, "W")
