@@ -829,19 +829,27 @@ def add_recipe_arguments(ap: argparse.ArgumentParser) -> None:
     )
 
 
-def _int_list(text: str, what: str) -> tuple[int, ...]:
-    try:
-        out = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise ValueError(f"{what} must be integers separated by commas, got {text!r}") from None
-    if not out:
-        raise ValueError(f"{what} is empty")
+def _layer_flag(text: str, n_layers: int, flag: str) -> tuple[int, ...]:
+    """A layer-list flag (``1,3,4`` or ``0-3``), bounded by ``n_layers`` before it is expanded
+    (`jojogan.mixing.parse_layers`); empty is an error."""
+    from jojogan.mixing import parse_layers
+
+    out = parse_layers(text, n_layers, flag)
+    if out is None:
+        raise ValueError(f"{flag} is empty; give layer indices like 1,3,4 or 0-3")
     return out
 
 
-def settings_from_args(g: nn.Module | None, args: argparse.Namespace) -> tuple[Any, ToyInversion]:
+def settings_from_args(
+    g: nn.Module | None, args: argparse.Namespace, discriminator: nn.Module | None = None
+) -> tuple[Any, ToyInversion]:
     """(FinetuneSettings, ToyInversion) from the recipe flags; ``g`` None checks the flags only
-    (before the model is loaded). Raises ValueError with the bad value's message."""
+    (before the model is loaded: layer lists against any generator's depth). With the models,
+    layer lists are checked against them (taps against ``discriminator`` when given). Raises
+    ValueError with the bad value's message."""
+    from jojogan.finetune import n_feature_layers
+    from jojogan.mixing import MAX_LAYERS
+
     over: dict[str, Any] = {
         "steps": args.steps,
         "lr": args.lr,
@@ -853,18 +861,23 @@ def settings_from_args(g: nn.Module | None, args: argparse.Namespace) -> tuple[A
         "random_faces": args.random_faces,
     }
     if args.taps is not None:
-        over["feature_layers"] = _int_list(args.taps, "--taps")
+        n = MAX_LAYERS if discriminator is None else n_feature_layers(discriminator)
+        over["feature_layers"] = _layer_flag(args.taps, n, "--taps")
     if args.grayscale is not None:
         over["grayscale"] = args.grayscale == "on"
     elif args.preset == "C":
         over["grayscale"] = True  # the paper's set C goes with the grayscale loss
     if args.train_layers is not None:
         t = args.train_layers
-        over["train_layers"] = t if t in ("all", "fine") else _int_list(t, "--train-layers")
+        n = MAX_LAYERS if g is None else int(g.n_styles)
+        over["train_layers"] = t if t in ("all", "fine") else _layer_flag(t, n, "--train-layers")
     for k in INVERSION_KEYS:
         if getattr(args, k) is not None:
             over[k] = getattr(args, k)
-    return toy_settings(g, args.recipe, **over)
+    st, inversion = toy_settings(g, args.recipe, **over)
+    if g is not None and discriminator is not None:
+        st.validate(g, discriminator)
+    return st, inversion
 
 
 def load_style_modules(paths: Sequence[str] | None, prog: str) -> bool:
@@ -957,7 +970,7 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"demo: {e}", file=sys.stderr)
         return 1
     try:
-        settings, inversion = settings_from_args(g, args)
+        settings, inversion = settings_from_args(g, args, d)
     except ValueError as e:
         print(f"demo: {e}", file=sys.stderr)
         return 2

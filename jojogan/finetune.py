@@ -80,6 +80,7 @@ __all__ = [
     "default_feature_layers",
     "finetune",
     "global_rng",
+    "n_feature_layers",
 ]
 
 DEFAULT_FEATURE_LAYERS = (1, 3, 4, 5)  # the released code's discriminator taps
@@ -377,7 +378,7 @@ class FinetuneSettings:
 
     def taps(self, discriminator: nn.Module) -> tuple[int, ...]:
         """The discriminator taps for ``discriminator`` (ValueError if out of range)."""
-        n = len(discriminator.convs)
+        n = n_feature_layers(discriminator)
         if self.feature_layers is None:
             return default_feature_layers(discriminator)
         taps = tuple(int(i) for i in self.feature_layers)
@@ -470,9 +471,14 @@ def global_rng(seed: int | None, device: torch.device | str = "cpu") -> Iterator
             torch.mps.set_rng_state(acc)
 
 
+def n_feature_layers(discriminator: nn.Module) -> int:
+    """How many taps ``discriminator`` has (its ``convs`` blocks): feature_layers are 0..n-1."""
+    return len(discriminator.convs)
+
+
 def default_feature_layers(discriminator: nn.Module) -> tuple[int, ...]:
     """The released taps (1,3,4,5), dropping those deeper than a small discriminator has."""
-    n = len(discriminator.convs)
+    n = n_feature_layers(discriminator)
     taps = tuple(i for i in DEFAULT_FEATURE_LAYERS if i < n)
     return taps or (n - 1,)
 

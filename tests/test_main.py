@@ -5,6 +5,7 @@ grid, progress lines, default style and score explanation."""
 from __future__ import annotations
 
 import argparse
+import time
 
 import pytest
 import torch
@@ -94,8 +95,10 @@ def test_structure_recipe_is_paper_plus_the_random_face_terms():
     ("argv", "match"),
     [
         (("--steps", "0"), "steps"),
-        (("--taps", "a,b"), "--taps must be integers"),
-        (("--train-layers", "0,99"), "train_layers"),
+        (("--taps", "a,b"), "--taps must list layer indices"),
+        (("--taps", "0-99999999"), r"--taps: '0-99999999' is out of range 0\.\.31"),
+        (("--train-layers", "0,99"), r"--train-layers: '99' is out of range 0\.\.\d+"),
+        (("--train-layers", "5-2"), "runs backwards"),
         (("--train-layers", ""), "--train-layers is empty"),
         (("--refine-steps", "-1"), "refine_steps"),
         (("--reference-edge-steps", "-2"), "reference_edge_steps"),
@@ -118,6 +121,20 @@ def test_flags_are_checked_before_the_model_is_loaded():
     settings_from_args(None, _args("--train-layers", "1,2"))  # resolved against the model later
     with pytest.raises(ValueError, match="unknown recipe"):
         toy_settings(None, "nope")
+    # a layer list is bounded before it is expanded, also before the model is known
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=r"--train-layers: '0-99999999' is out of range") as e:
+        settings_from_args(None, _args("--train-layers", "0-99999999"))
+    assert time.perf_counter() - t0 < 1.0 and len(str(e.value)) < 300
+
+
+def test_taps_are_checked_against_the_discriminator_once_loaded():
+    """The demo checks every flag against the loaded models before any inversion or training."""
+    g, d = tiny_g(), tiny_d()  # 32 px: discriminator taps 0..3
+    st, _ = settings_from_args(g, _args("--taps", "0-2"), d)
+    assert st.feature_layers == (0, 1, 2)
+    with pytest.raises(ValueError, match=r"--taps: '7' is out of range 0\.\.3"):
+        settings_from_args(g, _args("--taps", "1,7"), d)
 
 
 def test_invert_toy_refines_the_encoder_codes():
