@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The one prepared GPU check for issue 8 (speed): benchmarks/bench_gpu.py on the lent CUDA
-# machine, reference included; writes the table to $OUT/gpu_table.md, the full log to
-# $OUT/gpu_log.txt, raw results to $OUT/gpu_results.json and the machine's state to
-# $OUT/gpu_env.txt. The table is also the last thing printed (the run tool's output_tail).
+# The one prepared GPU check for issues 8 and 30 (speed): benchmarks/bench_gpu.py on the lent
+# CUDA machine, reference included; writes the table to $OUT/gpu_table.md, the full log to
+# $OUT/gpu_log.txt, raw results to $OUT/gpu_results.json, a torch.profiler table of the fastest
+# set-up to $OUT/gpu_profile.txt and the machine's state to $OUT/gpu_env.txt. The table is also
+# the last thing printed (the run tool's output_tail).
 #
 # 1. On the session's own machine, in the repository root, once (no device time):
 #
@@ -12,21 +13,26 @@
 #    mchong6/JoJoGAN). It exports only their model.py and op/ into scratch/bench_ref/, which
 #    .gitignore ignores (/scratch/): never committed, only carried to the device machine.
 #
-# 2. The device call (the `run` tool), about 8 minutes of its 15:
+# 2. The device call (the `run` tool), about 9 minutes of its 15:
 #
 #      command:   bash benchmarks/gpu_check.sh
 #      carry:     ["scratch/bench_ref"]
-#      timeout_s: 540
+#      timeout_s: 570
 #
-#    BUDGET_S (default 420) bounds the benchmark's rows: none starts after it, a running one is
-#    stopped at it, and the rest print "skipped", so the command ends after about 7.5 minutes.
+#    The working tree travels as it is; while other work is uncommitted in it, run a snapshot of
+#    HEAD instead: `bash benchmarks/gpu_check.sh snapshot` (after prepare) writes one to
+#    scratch/head/, then command `cd scratch/head && bash benchmarks/gpu_check.sh`, carry
+#    ["scratch/head"].
+#
+#    BUDGET_S (default 480) bounds the benchmark's rows: none starts after it, a running one is
+#    stopped at it, and the rest print "skipped", so the command ends after about 8.5 minutes.
 #    Extra arguments go to bench_gpu.py (later ones win). A shorter rerun, if device time is
 #    left:  BUDGET_S=150 bash benchmarks/gpu_check.sh --no-compile --precisions tf32 bf16
 #    The device machine has torch, nvcc and ninja (KINDS.md) and no internet; nothing is
 #    installed. JoJoGAN's CUDA ops build in the background (--reference-native) while our rows
 #    run, and the pure-PyTorch ops stand in if they fail; torch.compile rows come last.
 #
-# 3. Afterwards: rm -rf scratch/bench_ref
+# 3. Afterwards: rm -rf scratch/bench_ref scratch/head
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 REF=scratch/bench_ref
@@ -54,6 +60,16 @@ if [ "${1:-}" = prepare ]; then
     exit 0
 fi
 
+if [ "${1:-}" = snapshot ]; then  # HEAD's code + the prepared reference, in scratch/head/
+    [ -d "$REF/rosinality" ] || { echo "run the prepare step first" >&2; exit 2; }
+    rm -rf scratch/head && mkdir -p scratch/head/scratch || exit 1
+    git archive HEAD jojogan benchmarks tests/fixtures/stylegan2/make_fixtures.py |
+        tar -x -C scratch/head || exit 1
+    cp -r "$REF" scratch/head/scratch/ && du -sh scratch/head
+    echo "ready: run 'cd scratch/head && bash benchmarks/gpu_check.sh' with carry [\"scratch/head\"]"
+    exit 0
+fi
+
 OUT="${OUT:-$PWD/scratch/gpu_out}"
 mkdir -p "$OUT"
 PY="${PYTHON:-python3}"
@@ -67,7 +83,7 @@ export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}"  # H100/H200: build s
     nproc
 } 2>&1 | tee "$OUT/gpu_env.txt"
 
-args=(--device cuda --compile --budget-s "${BUDGET_S:-420}"
+args=(--device cuda --compile --budget-s "${BUDGET_S:-480}" --profile "$OUT/gpu_profile.txt"
       --table "$OUT/gpu_table.md" --json "$OUT/gpu_results.json")
 if [ -f "$REF/rosinality/model.py" ] && [ -d "$REF/jojogan/op" ]; then
     args+=(--reference "$REF/rosinality" --jojogan "$REF/jojogan" --reference-native)
