@@ -63,7 +63,8 @@ fi
 if [ "${1:-}" = snapshot ]; then  # HEAD's code + the prepared reference, in scratch/head/
     [ -d "$REF/rosinality" ] || { echo "run the prepare step first" >&2; exit 2; }
     rm -rf scratch/head && mkdir -p scratch/head/scratch || exit 1
-    git archive HEAD jojogan benchmarks tests/fixtures/stylegan2/make_fixtures.py |
+    git archive HEAD jojogan benchmarks tests/fixtures/stylegan2/make_fixtures.py \
+        tests/fixtures/stylegan2/seeded.py |
         tar -x -C scratch/head || exit 1
     cp -r "$REF" scratch/head/scratch/ && du -sh scratch/head
     echo "ready: run 'cd scratch/head && bash benchmarks/gpu_check.sh' with carry [\"scratch/head\"]"
