@@ -32,6 +32,7 @@ exact command to run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib.metadata
 import inspect
@@ -52,7 +53,7 @@ import urllib.request
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from .checkpoints import CheckpointError, fsync_dir
@@ -60,12 +61,14 @@ from .checkpoints import CheckpointError, fsync_dir
 __all__ = [
     "REGISTRY",
     "STAGING",
+    "ModelNameError",
     "ModelNotFoundError",
     "OfflineError",
     "Source",
     "WeightFile",
     "WeightsError",
     "cache_dir",
+    "check_model_name",
     "comfyui_root",
     "default_dir",
     "download",
@@ -73,6 +76,7 @@ __all__ = [
     "download_main",
     "file_kind",
     "find",
+    "inside",
     "missing_file_message",
     "resolve",
     "verify",
@@ -147,7 +151,8 @@ class WeightFile:
     """One known file. approx_size: bytes (estimated from parameter counts unless a source
     states it); min_size: smaller files are refused (truncated downloads). layout: the
     `jojogan.checkpoints.detect_layout` names accepted (None: any file the safe loader reads).
-    sha256: None where no source states it (all of them so far)."""
+    sha256: None where no source states it (all of them so far). licence: one line the
+    download command and the missing-file message show ("" where none is recorded)."""
 
     name: str
     kind: str
@@ -158,8 +163,16 @@ class WeightFile:
     min_size: int = 1 * MB
     layout: tuple[str, ...] | None = None
     sha256: str | None = None
+    licence: str = ""
     extra: dict = field(default_factory=dict, compare=False)
 
+
+# NVIDIA's FFHQ StyleGAN2 weights (converted by rosinality) are under NVIDIA's licence; its text:
+# NVlabs/stylegan2 LICENSE.txt.
+NVIDIA_NC = (
+    "NVIDIA's FFHQ weights, under the Nvidia Source Code License-NC: non-commercial use only "
+    "(https://nvlabs.github.io/stylegan2/license.html)"
+)
 
 # Where each source was confirmed (read with the project's code-search tools; no network here).
 _NB_NEW = "mchong6/JoJoGAN stylize.ipynb drive_ids (commit f58c629)"
@@ -225,6 +238,7 @@ def _registry() -> dict[str, WeightFile]:
             approx_size=364 * MB,  # g_ema + g (30.4 M) and d (22.5 M) params, float32
             min_size=100 * MB,
             layout=("rosinality", "rosinality-training"),
+            licence=NVIDIA_NC,
         ),
         WeightFile(
             "e4e_ffhq_encode.pt",
@@ -386,14 +400,85 @@ def _search_dirs(folder: str) -> list[Path]:
     return list(dict.fromkeys(dirs))
 
 
+MAX_NAME_CHARS = 255  # a model name, subfolders included
+
+
+class ModelNameError(CheckpointError):
+    """A model name that is not a name inside its folder (empty, too long, a control character,
+    an absolute path, a ``..`` part, or a link to a file outside the model folders)."""
+
+
+def _shown(name: str) -> str:
+    """A name for a message: at most 40 of its characters, quoted."""
+    return repr(name if len(name) <= 40 else name[:40] + "...")
+
+
+def check_model_name(name: object) -> str:
+    """``name`` when it can only mean a file inside a model folder: text of at most
+    :data:`MAX_NAME_CHARS` characters, no control character (NUL, newline), not absolute (``/``,
+    ``\\``, a drive letter) and no ``..`` part; else :class:`ModelNameError`."""
+    if not isinstance(name, str):
+        raise ModelNameError(f"a model name must be text, got {type(name).__name__}")
+    if not name.strip():
+        raise ModelNameError("the model name is empty; choose a model file")
+    if len(name) > MAX_NAME_CHARS:
+        raise ModelNameError(
+            f"the model name {_shown(name)} is too long ({len(name)} characters, at most "
+            f"{MAX_NAME_CHARS}); choose a file from the list"
+        )
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ModelNameError(
+            f"the model name {_shown(name)} contains a control character (NUL, newline, ...); "
+            "choose a file from the list"
+        )
+    if name.startswith(("/", "\\")) or os.path.isabs(name) or PureWindowsPath(name).drive:
+        raise ModelNameError(
+            f"{_shown(name)} is an absolute path; give a name inside the model folder, as the "
+            "list shows"
+        )
+    if ".." in re.split(r"[\\/]", name):
+        raise ModelNameError(
+            f"{_shown(name)} contains '..'; give a name inside the model folder, as the list shows"
+        )
+    return name
+
+
+def inside(path: str | os.PathLike, folders: Iterable[str | os.PathLike]) -> bool:
+    """Whether ``path``, links resolved, lies in one of ``folders`` (links resolved too, so a
+    model folder that is itself a link to another disk is fine)."""
+    try:
+        real = os.path.realpath(path)
+        for d in folders:
+            root = os.path.realpath(d)
+            with contextlib.suppress(ValueError):  # another drive (Windows)
+                if os.path.commonpath([real, root]) == root:
+                    return True
+    except (OSError, ValueError):
+        return False
+    return False
+
+
 def find(name: str, dirs: Iterable[str | os.PathLike] | None = None) -> Path | None:
-    """The first existing ``dir/name`` in ``dirs`` (default: the cache folder), or None."""
-    entry = _entry(name)
-    folder = entry.folder if entry else "jojogan"
-    for d in dirs if dirs is not None else [cache_dir(folder)]:
-        p = Path(d) / name
-        if p.is_file():
-            return p
+    """The file ``dir/name`` of the first of ``dirs`` (default: the cache folder) that has it,
+    or None. ``name`` must pass :func:`check_model_name`, and the file, links resolved, must lie
+    in one of ``dirs``: a link to a file elsewhere is :class:`ModelNameError` (a link to another
+    file of the folders is fine). Every loader that takes a name from a user resolves it here."""
+    check_model_name(name)
+    if dirs is None:
+        entry = _entry(name)
+        dirs = [cache_dir(entry.folder if entry else "jojogan")]
+    roots = [Path(d) for d in dirs]
+    for d in roots:
+        cand = d / name
+        if not os.path.isfile(cand):  # False for missing, dangling, too long, unreadable
+            continue
+        if not inside(cand, roots):
+            raise ModelNameError(
+                f"{_shown(name)} in {d} links to a file outside the model folders, which is not "
+                "loaded; move or copy the file into the folder (in ComfyUI, or add its folder to "
+                "extra_model_paths.yaml)"
+            )
+        return cand
     return None
 
 
@@ -403,10 +488,10 @@ def _is_bare(name: str) -> bool:
 
 def resolve(name: str | os.PathLike, folder: str | None = None) -> Path:
     """The file a loader should open for ``name``: an existing path as given; otherwise a bare
-    file name (no folder part) looked up in :func:`cache_dir` (and ``<ComfyUI>/models/<folder>``
-    when a ComfyUI root is known). ``folder`` defaults to the registry entry's (``jojogan`` for
-    unknown names). Missing: :class:`ModelNotFoundError` (a FileNotFoundError) whose text is
-    :func:`missing_file_message`."""
+    file name (no folder part) looked up with :func:`find` in :func:`cache_dir` (and
+    ``<ComfyUI>/models/<folder>`` when a ComfyUI root is known). ``folder`` defaults to the
+    registry entry's (``jojogan`` for unknown names). Missing: :class:`ModelNotFoundError` (a
+    FileNotFoundError) whose text is :func:`missing_file_message`."""
     text = os.fspath(name)
     p = Path(text)
     if p.exists():
@@ -415,10 +500,9 @@ def resolve(name: str | os.PathLike, folder: str | None = None) -> Path:
     folder = folder or (entry.folder if entry is not None else "jojogan")
     if _is_bare(text):
         dirs = _search_dirs(folder)
-        for d in dirs:
-            cand = d / text
-            if cand.is_file():
-                return cand
+        found = find(text, dirs)
+        if found is not None:
+            return found
         raise ModelNotFoundError(missing_file_message(text, dirs))
     raise ModelNotFoundError(missing_file_message(text, [p.parent]))
 
@@ -531,6 +615,7 @@ def missing_file_message(
     ``dirs`` (default: the cache folder), then where else it can be found."""
     entry = name if isinstance(name, WeightFile) else _entry(name)
     shown = entry.name if isinstance(name, WeightFile) else os.fspath(name)
+    shown = shown if len(shown) <= 60 else shown[:40] + "..."
     folder = entry.folder if entry else "jojogan"
     where = [os.fspath(d) for d in dirs] if dirs else [os.fspath(cache_dir(folder))]
     msg = f"model file '{shown}' not found in {' or '.join(where)}"
@@ -542,10 +627,11 @@ def missing_file_message(
     sources = "; ".join(s.describe() for s in entry.sources)
     size = f", about {entry.approx_size // MB} MB" if entry.approx_size else ""
     command = download_command([entry.name], dest_dir=where[0])
+    licence = f" Licence: {entry.licence}." if entry.licence else ""
     return (
-        f"{msg}. It is the {entry.description}{size}. To download it there, run in a terminal "
-        f"(on a machine with internet access): {command} -- or put the file there yourself; "
-        f"sources: {sources}."
+        f"{msg}. It is the {entry.description}{size}.{licence} To download it there, run in a "
+        f"terminal (on a machine with internet access): {command} -- or put the file there "
+        f"yourself; sources: {sources}."
     )
 
 
@@ -1345,6 +1431,8 @@ def download_main(argv: Sequence[str] | None = None) -> int:
                 print(f"{n}: already in {d}, checking it", file=sys.stderr)
             else:
                 print(f"{n}: downloading into {d}", file=sys.stderr)
+            if e.licence:
+                print(f"{n}: licence: {e.licence}", file=sys.stderr)
             path = download(
                 e,
                 d,
@@ -1372,6 +1460,8 @@ def _print_list(target_dir: Callable[[WeightFile], Path]) -> None:
             f"{e.name}  [{e.kind}, models/{e.folder}, {_fmt_size(e.approx_size)}, {sha}] "
             f"{present} in {d}"
         )
+        if e.licence:
+            print(f"    licence: {e.licence}")
         for s in e.sources:
             note = f"  (confirmed: {s.note})" if s.note else ""
             print(f"    {s.describe()}{note}")
