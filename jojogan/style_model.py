@@ -3,7 +3,8 @@
 A style model is written as ``.safetensors`` (through the project's atomic writer, never over an
 input, never with NaN/inf weights): every tensor of the generator's state dict except the mapping
 network (``style.*``, never changed by fine-tuning and taken from the base model on load), in
-float32 or float16, and JSON metadata under ``jojogan.style_model``:
+the generator's own dtype (float32, float16 or bfloat16) unless another is asked for, and JSON
+metadata under ``jojogan.style_model``:
 
     format, library version, base model identity (SHA-256 of the base generator's tensors, and
     its architecture), resolution, mixing space / preset / mixed layers / blend, steps, lr, seed,
@@ -84,6 +85,17 @@ def base_identity(generator: nn.Module) -> str:
     return value
 
 
+_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def _weights_dtype(generator: nn.Module) -> torch.dtype:
+    """The generator's floating dtype when it is one a style model stores, else float32."""
+    for v in generator.state_dict().values():
+        if v.is_floating_point():
+            return v.dtype if v.dtype in _DTYPES else torch.float32
+    return torch.float32
+
+
 def _base_info(base: nn.Module) -> dict[str, Any]:
     return {"sha256": base_identity(base), "architecture": _arch(base), "size": int(base.size)}
 
@@ -93,18 +105,17 @@ def save_style_model(
     tuned: nn.Module | Any,
     base: nn.Module,
     *,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
     metadata: Mapping[str, Any] | None = None,
     inputs: Iterable[str | os.PathLike] = (),
 ) -> dict[str, Any]:
     """Write ``tuned`` (a generator or a `FinetuneResult`) made from ``base`` to ``path``.
 
-    dtype: torch.float32 or torch.float16 for the stored weights. metadata: extra JSON-able
-    fields. inputs: files that must not be overwritten (e.g. the base checkpoint). Refuses
-    NaN/inf weights (CheckpointError, nothing written). Returns the metadata written.
+    dtype: the stored weights' dtype, float32, float16 or bfloat16; None keeps the generator's
+    own (float32 when it is another). metadata: extra JSON-able fields. inputs: files that must
+    not be overwritten (e.g. the base checkpoint). Refuses NaN/inf weights, and weights beyond
+    the range of ``dtype`` (CheckpointError, nothing written). Returns the metadata written.
     """
-    if dtype not in (torch.float32, torch.float16):
-        raise ValueError(f"save_style_model: dtype must be float32 or float16, got {dtype}")
     info: dict[str, Any] = {"format": FORMAT, "library_version": _version()}
     result = None
     if isinstance(tuned, nn.Module):
@@ -112,6 +123,12 @@ def save_style_model(
     else:
         result = tuned
         gen = result.generator
+    if dtype is None:
+        dtype = _weights_dtype(gen)
+    if dtype not in _DTYPES:
+        raise ValueError(
+            f"save_style_model: dtype must be float32, float16 or bfloat16, got {dtype}"
+        )
     if _arch(gen) != _arch(base):
         raise ValueError(
             f"save_style_model: the tuned generator is a {_arch(gen)} but the base is a "
@@ -156,15 +173,18 @@ def save_style_model(
         )
     if metadata:
         info["extra"] = dict(metadata)
-    tensors = {}
-    for k, v in gen.state_dict().items():
-        if k.startswith(_MAPPING_PREFIX):
-            continue
-        v = v.detach()
-        tensors[k] = v.to(dtype) if v.is_floating_point() else v
-    ck.check_finite(tensors, source=path, what="the style model to save")
-    if dtype == torch.float16:
-        ck.check_finite(tensors, source=path, what="the style model in float16 (overflow)")
+    weights = {
+        k: v.detach() for k, v in gen.state_dict().items() if not k.startswith(_MAPPING_PREFIX)
+    }
+    ck.check_finite(weights, source=path, what="the style model to save")
+    tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in weights.items()}
+    for k, v in tensors.items():
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            name = str(dtype).replace("torch.", "")
+            raise ck.CheckpointError(
+                f"{path}: '{k}' has values beyond the range of {name} (largest "
+                f"{torch.finfo(dtype).max:.4g}); save as float32. Nothing was written."
+            )
     info["dtype"] = str(dtype).replace("torch.", "")
     try:
         text = json.dumps(info, sort_keys=True)

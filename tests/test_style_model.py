@@ -1,6 +1,7 @@
-"""Style-model files: round trips (float32/float16), metadata, wrong base, released .pt import,
+"""Style-model files: round trips (float32/float16/bfloat16, dtype kept), metadata, wrong base, released .pt import,
 NaN models never written, inputs never overwritten, bad files."""
 
+import copy
 import json
 import os
 
@@ -201,3 +202,50 @@ def test_the_recipe_is_recorded_and_older_files_still_load(trained, tmp_path):
     torch.save({"g": sd}, tmp_path / "cut.pt")
     with pytest.raises(CheckpointError, match="to_rgbs.0.bias"):
         load_style_model(tmp_path / "cut.pt", base)
+
+
+def test_dtype_is_kept_on_save_and_a_bfloat16_file_loads(trained, tmp_path):
+    base, res = trained
+    bf = _gen()
+    bf.load_state_dict(res.generator.state_dict())
+    bf = bf.to(torch.bfloat16)
+    path = tmp_path / "bf16.safetensors"
+    info = save_style_model(path, bf, base)  # no dtype given: the weights' own
+    assert info["dtype"] == "bfloat16"
+    from jojogan.checkpoints import load_file
+
+    stored = load_file(path)
+    assert {v.dtype for v in stored.values() if v.is_floating_point()} == {torch.bfloat16}
+    sm = load_style_model(path, base)  # into the float32 base
+    assert sm.info["dtype"] == "bfloat16"
+    for k, v in bf.state_dict().items():
+        if not k.startswith("style."):
+            assert torch.equal(sm.generator.state_dict()[k], v.float()), k
+    # a bfloat16 base gets its bfloat16 weights back exactly
+    sm_bf = load_style_model(path, copy.deepcopy(base).to(torch.bfloat16), check_base=False)
+    assert all(
+        torch.equal(sm_bf.generator.state_dict()[k], v)
+        for k, v in bf.state_dict().items()
+        if not k.startswith("style.")
+    )
+    # an explicit dtype still wins; float64 weights are stored as float32 by default
+    assert (
+        save_style_model(tmp_path / "f32.safetensors", bf, base, dtype=torch.float32)["dtype"]
+        == "float32"
+    )
+    assert save_style_model(tmp_path / "f64.safetensors", bf.double(), base)["dtype"] == "float32"
+    with pytest.raises(ValueError, match="bfloat16"):
+        save_style_model(tmp_path / "i8.safetensors", res, base, dtype=torch.int8)
+
+
+def test_float16_overflow_names_the_tensor_and_what_to_do(trained, tmp_path):
+    base, res = trained
+    big = _gen()
+    big.load_state_dict(res.generator.state_dict())
+    with torch.no_grad():
+        big.convs[0].conv.weight[0, 0, 0, 0, 0] = 1e6
+    with pytest.raises(CheckpointError) as ei:
+        save_style_model(tmp_path / "x.safetensors", big, base, dtype=torch.float16)
+    msg = str(ei.value)
+    assert "convs.0.conv.weight" in msg and "range of float16" in msg and "float32" in msg, msg
+    assert "NaN" not in msg
