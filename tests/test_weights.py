@@ -848,3 +848,25 @@ def test_file_kind_is_cached_on_path_mtime_and_size(tmp_path, monkeypatch):
     torch.save({"g_ema": _tiny_g().state_dict()}, p)
     os.utime(p, ns=(1, 10**18))
     assert W.file_kind(p) == "stylegan2" and len(calls) == 2
+
+
+def test_nvidia_weights_show_their_non_commercial_licence(tmp_path, capsys, monkeypatch):
+    """The download command, --list and the missing-file message all say it."""
+    entry = W.REGISTRY["stylegan2-ffhq-config-f.pt"]
+    assert "Nvidia Source Code License-NC" in entry.licence and "non-commercial" in entry.licence
+    assert not W.REGISTRY["e4e_ffhq_encode.pt"].licence  # no licence is claimed for others
+    msg = W.missing_file_message(entry.name, [tmp_path])
+    assert "Licence: NVIDIA's FFHQ weights, under the Nvidia Source Code License-NC" in msg
+    assert msg.index("Licence") < msg.index("python -m jojogan download")
+
+    def offline(*args, **kwargs):
+        raise W.OfflineError("offline in this test")
+
+    monkeypatch.setattr(W, "download", offline)
+    assert W.download_main([entry.name, "--dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    line = next(x for x in err.splitlines() if "licence" in x)
+    assert line.startswith(f"{entry.name}: licence: NVIDIA's FFHQ weights") and "NC" in line
+    assert W.download_main(["--list", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("licence: ") == 1 and "nvlabs.github.io/stylegan2/license.html" in out
