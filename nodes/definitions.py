@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import functools
 import inspect
+import math
 import re
 import warnings
 from collections.abc import Callable
@@ -31,7 +32,13 @@ from jojogan import mixing as jmix
 from jojogan import style_model as jsm
 from jojogan import stylize as jst
 from jojogan.devices import PRECISIONS
-from jojogan.images import comfy_to_core, core_to_comfy, image_grid
+from jojogan.images import (
+    DEFAULT_MIN_SIDE,
+    check_output_budget,
+    comfy_to_core,
+    core_to_comfy,
+    image_grid,
+)
 
 from . import host, ids
 from . import sockets as S
@@ -80,21 +87,277 @@ _EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     jf.DetectorUnavailableError,
     jft.FinetuneDiverged,
 )
+# What else a node must never hand to ComfyUI raw: turned into a ValueError naming the node (the
+# original kept as __cause__). Exceptions of other classes pass through untouched: ComfyUI's
+# interrupt, Finetune's cancel.
+_UNEXPECTED_ERRORS: tuple[type[BaseException], ...] = (
+    LookupError,
+    RuntimeError,
+    OSError,
+    ArithmeticError,
+    AttributeError,
+    AssertionError,
+)
+_QUOTE = 40  # characters of a user's value quoted in a message
+_MAX_TEXT = 1000  # characters of a STRING widget
+# Combo widgets that name a model file: their lists are the folder's files plus the known files
+# not there yet, and `host.resolve_model` says what is wrong with a name; here only its form is
+# checked (a name inside the model folder).
+_FILE_WIDGETS = frozenset({"ckpt_name", "encoder_name", "model_name", "style_name"})
+# STRING widgets that list layers (`jojogan.mixing.parse_layers`): checked at queue time against
+# any generator's depth, when the node runs against its model's.
+_LAYER_WIDGETS = frozenset({"blend_layers", "layers", "feature_layers", "train_layers"})
+_WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN"})
+_SOCKET_CLASSES: dict[str, type] = {
+    S.GENERATOR: S.GeneratorModel,
+    S.DISCRIMINATOR: S.DiscriminatorModel,
+    S.ENCODER: S.EncoderModel,
+    S.ARCFACE: S.ArcFaceModel,
+    S.LATENT: S.Latents,
+    S.DATASET: S.MixedDataset,
+    S.FACES: S.AlignedFaces,
+    S.STYLE_MODEL: S.StyleModelSocket,
+    S.FACE_DETECTOR: S.FaceDetectorModel,
+}
+
+
+def _show(value: Any) -> str:
+    """A user's value for a message: numbers and text quoted up to 40 characters."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool | int | float | str):
+        text = repr(value)
+        return text[:_QUOTE] + ("..." if len(text) > _QUOTE else "")
+    return f"a {type(value).__name__}"
+
+
+def _check_widget(display: str, name: str, spec: tuple, value: Any) -> Any:
+    """One widget value against its own INPUT_TYPES entry (type, min/max/step, combo choices);
+    returns it normalised (an integral float as int). Raises ValueError naming node and widget."""
+    kind, opts = spec[0], (spec[1] if len(spec) > 1 else {})
+    lo, hi = opts.get("min"), opts.get("max")
+    span = "" if lo is None or hi is None else f" in {lo}..{hi}"
+    if isinstance(kind, list) and name in _FILE_WIDGETS:
+        return _check_file_name(display, name, value)
+    if isinstance(kind, list):
+        if not isinstance(value, str) or value not in kind:
+            shown = ", ".join(map(repr, kind[:12])) + (", ..." if len(kind) > 12 else "")
+            raise ValueError(f"{display}: '{name}' must be one of {shown}; got {_show(value)}")
+        return value
+    if kind == "INT":
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = int(value)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or (lo is not None and value < lo)
+            or (hi is not None and value > hi)
+        ):
+            raise ValueError(
+                f"{display}: '{name}' must be a whole number{span}, got {_show(value)}"
+            )
+        step = opts.get("step", 1)
+        if step > 1 and lo is not None and lo % step == 0 and value % step:
+            raise ValueError(
+                f"{display}: '{name}' must be a multiple of {step}{span}, got {_show(value)}"
+            )
+        return value
+    if kind == "FLOAT":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{display}: '{name}' must be a number{span}, got {_show(value)}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"{display}: '{name}' must be a finite number{span}, got {value!r}")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ValueError(f"{display}: '{name}' must be a number{span}, got {_show(value)}")
+        return value
+    if kind == "BOOLEAN":
+        if not isinstance(value, bool):
+            raise ValueError(f"{display}: '{name}' must be true or false, got {_show(value)}")
+        return value
+    if kind == "STRING":
+        if not isinstance(value, str):
+            raise ValueError(f"{display}: '{name}' must be a text, got {_show(value)}")
+        if len(value) > _MAX_TEXT:
+            raise ValueError(
+                f"{display}: '{name}' is {len(value)} characters long (at most {_MAX_TEXT}): "
+                f"{_show(value)}"
+            )
+        return value
+    if kind == "IMAGE":
+        return _check_tensor(display, f"input '{name}'", value)
+    cls = _SOCKET_CLASSES.get(kind)
+    if cls is not None:
+        return _check_socket(display, name, _need(display, name, value, cls, kind))
+    return value
+
+
+def _check_file_name(display: str, name: str, value: Any) -> str:
+    """A model file name: a name inside the model folder (no absolute path, no '..')."""
+    if not isinstance(value, str):
+        raise ValueError(f"{display}: '{name}' must be a file name, got {_show(value)}")
+    if not value.strip():
+        raise ValueError(f"{display}: '{name}' is empty; choose a model file")
+    parts = value.replace("\\", "/").split("/")
+    if (
+        len(value) > 500
+        or "\x00" in value
+        or value.startswith(("/", "\\", "~"))
+        or re.match(r"[A-Za-z]:", value)
+        or ".." in parts
+    ):
+        raise ValueError(
+            f"{display}: '{name}' must name a file inside the model folder (no absolute path, "
+            f"no '..'), got {_show(value)}"
+        )
+    return value
+
+
+def _check_tensor(display: str, what: str, t: Any) -> Any:
+    """A tensor input that carries data: not a meta or sparse tensor; detached (an IMAGE that
+    requires grad is used as data, never trained through)."""
+    if not isinstance(t, torch.Tensor):
+        return t  # the converters name what is wrong
+    if t.is_meta or t.layout != torch.strided:
+        raise ValueError(
+            f"{display}: {what} holds no data (a {'meta' if t.is_meta else 'sparse'} tensor); "
+            "connect real images or codes"
+        )
+    return t.detach()
+
+
+def _finite_codes(display: str, what: str, t: Any) -> None:
+    t = _check_tensor(display, what, t)
+    if not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.dim() < 2:
+        raise ValueError(f"{display}: {what} must be float codes [B,layers,D], got {_show(t)}")
+    if t.shape[0] == 0:
+        raise ValueError(f"{display}: {what} holds no codes (an empty batch)")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(
+            f"{display}: {what} contains NaN or infinite values; invert the images again"
+        )
+
+
+def _check_socket(display: str, name: str, value: Any) -> Any:
+    """Data carried by our sockets: latent codes and paired sets finite, with data."""
+    if isinstance(value, S.Latents):
+        _finite_codes(display, f"input '{name}'", value.w)
+        for c in value.styles or ():
+            _finite_codes(display, f"input '{name}'", c[:, None])
+    elif isinstance(value, S.MixedDataset):
+        _check_socket(display, name, value.latents)
+        _check_tensor(display, f"input '{name}'", value.references)
+    return value
+
+
+def _check_inputs(cls: type, values: dict[str, Any], *, at_queue: bool = False) -> dict:
+    """Check a node's input values against its own INPUT_TYPES, as the frontend would, and more
+    (the API enforces nothing). At queue time (VALIDATE_INPUTS) None is a linked input, not known
+    yet, and is skipped. Returns the values normalised."""
+    spec = cls.INPUT_TYPES()
+    required, optional = spec.get("required", {}), spec.get("optional", {})
+    out = dict(values)
+    for name, value in values.items():
+        entry = required.get(name) or optional.get(name)
+        if entry is None:
+            continue
+        widget = isinstance(entry[0], list) or entry[0] in _WIDGET_TYPES
+        if value is None and (at_queue or (name in optional and not widget)):
+            continue  # linked (at queue time) or an optional socket left unconnected
+        out[name] = _check_widget(cls.DISPLAY, name, entry, value)
+        if at_queue and name in _LAYER_WIDGETS:
+            jmix.parse_layers(out[name], jmix.MAX_LAYERS, f"{cls.DISPLAY}: '{name}'")
+        if name == "filename_prefix":
+            out[name] = _check_prefix(cls.DISPLAY, name, out[name])
+    return out
+
+
+def _check_prefix(display: str, name: str, value: str) -> str:
+    """A file name prefix inside the model folder, like 'styles/my_style' (normalised)."""
+    prefix = value.strip().replace("\\", "/")
+    parts = prefix.split("/")
+    if (
+        not prefix
+        or prefix.startswith("/")
+        or re.match(r"[A-Za-z]:", prefix)
+        or ".." in parts
+        or "" in parts
+        or "\x00" in prefix
+        or max(len(p.encode()) for p in parts) > 200
+    ):
+        raise ValueError(
+            f"{display}: '{name}' must be a relative name like 'styles/my_style' (folders and a "
+            f"name of at most 200 bytes each), got {_show(value)}"
+        )
+    return prefix
+
+
+def _queue_check(*names: str) -> classmethod:
+    """ComfyUI's VALIDATE_INPUTS for widgets ``names``, so a bad graph fails when it is queued.
+
+    ComfyUI skips its own min/max and choice checks for an input named in VALIDATE_INPUTS's
+    signature and passes NaN and infinities on, so the whole check (`_check_inputs`) runs here;
+    it is meant for FLOAT and STRING widgets (the ones ComfyUI cannot check itself).
+    """
+
+    def VALIDATE_INPUTS(cls, **values: Any) -> bool | str:  # noqa: N802 (ComfyUI's name)
+        try:
+            _check_inputs(cls, values, at_queue=True)
+        except ValueError as e:
+            return str(e)
+        return True
+
+    P = inspect.Parameter
+    VALIDATE_INPUTS.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [P("cls", P.POSITIONAL_OR_KEYWORD)]
+        + [P(n, P.POSITIONAL_OR_KEYWORD, default=None) for n in names]
+    )
+    return classmethod(VALIDATE_INPUTS)
+
+
+def _unexpected(display: str, e: BaseException) -> ValueError:
+    """A ValueError naming the node for an error that is not one of the core's clear ones."""
+    if isinstance(e, MemoryError | torch.OutOfMemoryError):
+        return ValueError(
+            f"{display}: out of memory. Ask for fewer or smaller images (count, size, "
+            "batch_size, refs_per_chunk) or free memory, then queue again"
+        )
+    if isinstance(e, OSError):
+        where = f" ({_show(str(e.filename))})" if e.filename else ""
+        return ValueError(
+            f"{display}: could not read or write a file{where}: {e.strerror or type(e).__name__}"
+            "; check the folder, its permissions and the free space"
+        )
+    text = str(e).splitlines()[0] if str(e) else ""
+    text = text[:160] + ("..." if len(text) > 160 else "")
+    return ValueError(f"{display}: failed ({type(e).__name__}: {text}); please report this")
 
 
 def _node_errors(display: str) -> Callable:
-    """Turn the core's clear errors into a ValueError that names the node (no deep traceback)."""
+    """Check the node's inputs against its INPUT_TYPES (`_check_inputs`), then run it; turn the
+    core's clear errors into a ValueError that names the node (no deep traceback) and any other
+    error (KeyError, RuntimeError, MemoryError, OSError, ...) into one too (`_unexpected`)."""
 
     def wrap(fn: Callable) -> Callable:
+        sig = inspect.signature(fn)
+
         @functools.wraps(fn)
         def run(self, *args: Any, **kwargs: Any) -> Any:
             try:
-                return fn(self, *args, **kwargs)
+                try:
+                    bound = sig.bind(self, *args, **kwargs)
+                except TypeError as e:
+                    raise ValueError(f"{display}: {e}") from None
+                values = dict(bound.arguments)
+                values.pop("self")
+                return fn(self, **_check_inputs(type(self), values))
             except _EXPECTED_ERRORS as e:
                 msg = str(e)
                 if msg.startswith(display):
                     raise ValueError(msg) from None
                 raise ValueError(f"{display}: {msg}") from None
+            except (MemoryError, *_UNEXPECTED_ERRORS) as e:
+                raise _unexpected(display, e) from e
 
         return run
 
@@ -108,26 +371,32 @@ def _need(display: str, name: str, value: Any, kind: type, socket: str) -> Any:
     return value
 
 
-def _int_list(display: str, widget: str, text: str) -> tuple[int, ...] | None:
-    """ "7-17" or "9,11,15,16,17" (or both) -> indices; "" -> None."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    out: list[int] = []
-    for part in re.split(r"[,\s]+", text):
-        if not part:
-            continue
-        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-        if m is None:
-            raise ValueError(
-                f"{display}: '{widget}' must list layer indices like '7-17' or '9,11,15', got "
-                f"{text!r}"
-            )
-        a, b = int(m.group(1)), int(m.group(2) or m.group(1))
-        if b < a:
-            raise ValueError(f"{display}: '{widget}': range {part!r} runs backwards")
-        out.extend(range(a, b + 1))
-    return tuple(sorted(set(out)))
+def _min_reference_side(g: torch.nn.Module) -> int:
+    """The smallest reference side Build Mixed Dataset and Finetune take: the images module's
+    minimum (`DEFAULT_MIN_SIDE`), or the generator's own size when that is smaller."""
+    return min(DEFAULT_MIN_SIDE, int(g.size))
+
+
+def _min_side(
+    display: str, name: str, x: torch.Tensor, side: int, g: torch.nn.Module | None = None
+) -> None:
+    """Refuse images [B,3,H,W] smaller than ``side`` px a side."""
+    if min(x.shape[-2:]) < side:
+        crop = "" if g is None else f" (the aligned crop: {g.size} px for this generator)"
+        raise ValueError(
+            f"{display}: input '{name}' is {x.shape[-2]}x{x.shape[-1]} px; it needs at least "
+            f"{side} px a side{crop}"
+        )
+
+
+def _codes_fit(display: str, name: str, lat: S.Latents, g: torch.nn.Module) -> None:
+    """Codes made for this generator: [B, n_latent, style_dim]."""
+    want = (int(g.n_latent), int(g.style_dim))
+    if lat.w.dim() != 3 or tuple(lat.w.shape[1:]) != want:
+        raise ValueError(
+            f"{display}: input '{name}' holds codes {list(lat.w.shape)} but this {g.size} px "
+            f"generator takes [B, {want[0]}, {want[1]}]; invert with the same base generator"
+        )
 
 
 def _layer_range(n_layers: int, start: int, end: int, display: str) -> tuple[int, int] | None:
@@ -141,6 +410,18 @@ def _layer_range(n_layers: int, start: int, end: int, display: str) -> tuple[int
             f"< {n_layers} (the generator's synthesis layers)"
         )
     return (start, end)
+
+
+@contextlib.contextmanager
+def _reading(display: str, widget: str):
+    """An error while reading a model file names the widget that chose it."""
+    try:
+        yield
+    except ValueError as e:
+        msg = str(e)
+        if msg.startswith(display):
+            raise
+        raise ValueError(f"{display}: '{widget}': {msg}") from None
 
 
 def _to(codes: torch.Tensor | list, device: torch.device) -> torch.Tensor | list:
@@ -183,16 +464,26 @@ def _images(display: str, name: str, t: Any) -> torch.Tensor:
 
 
 def _photos(display: str, name: str, t: Any) -> torch.Tensor:
-    """IMAGE -> [B,3,H,W] in [0,1] (what jojogan.faces takes)."""
-    return (comfy_to_core(t, f"input '{name}'") + 1.0) * 0.5
+    """IMAGE -> [B,3,H,W] in [0,1] (what jojogan.faces takes), at least `DEFAULT_MIN_SIDE` px a
+    side (the images module's minimum: no face to find in less)."""
+    x = (comfy_to_core(t, f"input '{name}'") + 1.0) * 0.5
+    if min(x.shape[-2:]) < DEFAULT_MIN_SIDE:
+        raise ValueError(
+            f"{display}: input '{name}' is {x.shape[-2]}x{x.shape[-1]} px; a photo needs at "
+            f"least {DEFAULT_MIN_SIDE} px a side"
+        )
+    return x
 
 
 def _out(images: torch.Tensor, name: str = "output") -> torch.Tensor:
     return core_to_comfy(images, name).to(host.offload_device())
 
 
-def _references(display: str, references: Any, latent: Any) -> tuple[torch.Tensor, S.Latents]:
-    """The style references (IMAGE -> core images) and their codes, one code per image."""
+def _references(
+    display: str, references: Any, latent: Any, g: torch.nn.Module
+) -> tuple[torch.Tensor, S.Latents]:
+    """The style references (IMAGE -> core images) and their codes, one code per image, made for
+    generator ``g``; references at least `_min_reference_side` px."""
     lat = _need(display, "latent", latent, S.Latents, S.LATENT)
     refs = _images(display, "references", references)
     if refs.shape[0] != len(lat):
@@ -200,6 +491,8 @@ def _references(display: str, references: Any, latent: Any) -> tuple[torch.Tenso
             f"{display}: {refs.shape[0]} references but {len(lat)} latents; invert the same "
             "references"
         )
+    _min_side(display, "references", refs, _min_reference_side(g), g)
+    _codes_fit(display, "latent", lat, g)
     return refs, lat
 
 
@@ -260,7 +553,8 @@ class LoadStyleGAN2:
             d = S.DiscriminatorModel(ck_.d, str(path)) if ck_.d is not None else None
             return g, d
 
-        return _load_cached("stylegan2", path, load)
+        with _reading(self.DISPLAY, "ckpt_name"):
+            return _load_cached("stylegan2", path, load)
 
 
 class LoadToyModel:
@@ -333,13 +627,14 @@ class LoadEncoder:
         from jojogan.encoders import load_encoder
 
         path = host.resolve_model(self.DISPLAY, "encoder_name", encoder_name)
-        return (
-            _load_cached(
-                "encoder",
-                path,
-                lambda device: S.EncoderModel(load_encoder(path, device=device), str(path)),
-            ),
-        )
+        with _reading(self.DISPLAY, "encoder_name"):
+            return (
+                _load_cached(
+                    "encoder",
+                    path,
+                    lambda device: S.EncoderModel(load_encoder(path, device=device), str(path)),
+                ),
+            )
 
 
 class LoadArcFace:
@@ -370,13 +665,14 @@ class LoadArcFace:
         from jojogan.arcface import load_arcface
 
         path = host.resolve_model(self.DISPLAY, "model_name", model_name)
-        return (
-            _load_cached(
-                "arcface",
-                path,
-                lambda device: S.ArcFaceModel(load_arcface(path, device=device), str(path)),
-            ),
-        )
+        with _reading(self.DISPLAY, "model_name"):
+            return (
+                _load_cached(
+                    "arcface",
+                    path,
+                    lambda device: S.ArcFaceModel(load_arcface(path, device=device), str(path)),
+                ),
+            )
 
 
 class LoadFaceDetector:
@@ -462,7 +758,8 @@ class LoadStyleModel:
             with torch.inference_mode(False):
                 return jsm.load_style_model(path, base.generator, check_base=check_base)
 
-        style = host.CACHE.get(key, load)
+        with _reading(self.DISPLAY, "style_name"):
+            style = host.CACHE.get(key, load)
         return (S.StyleModelSocket(style, base),)
 
 
@@ -479,6 +776,7 @@ class SaveStyleModel:
         "models/jojogan/<prefix>_00001.safetensors; never overwrites a file. Load it again with "
         "Load Style Model."
     )
+    VALIDATE_INPUTS = _queue_check("filename_prefix")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -506,12 +804,7 @@ class SaveStyleModel:
     @_node_errors(DISPLAY)
     def save(self, style_model, filename_prefix: str, dtype: str):
         sm = _need(self.DISPLAY, "style_model", style_model, S.StyleModelSocket, S.STYLE_MODEL)
-        prefix = (filename_prefix or "").strip().replace("\\", "/")
-        if not prefix or prefix.startswith("/") or ".." in prefix.split("/"):
-            raise ValueError(
-                f"{self.DISPLAY}: 'filename_prefix' must be a relative name like "
-                f"'styles/my_style', got {filename_prefix!r}"
-            )
+        prefix = filename_prefix  # checked and normalised by _check_inputs
         root = host.model_dirs(host.FOLDER_MODELS)[0]
         target = None
         for i in range(1, 100_000):
@@ -519,16 +812,27 @@ class SaveStyleModel:
             if not cand.exists():
                 target = cand
                 break
-        assert target is not None
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target is None:
+            raise ValueError(
+                f"{self.DISPLAY}: 'filename_prefix' {_show(prefix)} is used up (99999 files); "
+                "choose another name"
+            )
         tuned = sm.result if sm.result is not None else sm.generator
-        jsm.save_style_model(
-            target,
-            tuned,
-            sm.base.generator,
-            dtype=torch.float16 if dtype == "float16" else torch.float32,
-            inputs=[sm.base.source],
-        )
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            jsm.save_style_model(
+                target,
+                tuned,
+                sm.base.generator,
+                dtype=torch.float16 if dtype == "float16" else torch.float32,
+                inputs=[sm.base.source],
+            )
+        except OSError as e:
+            raise ValueError(
+                f"{self.DISPLAY}: 'filename_prefix' {_show(prefix)}: cannot write "
+                f"{_show(target.name)} there ({e.strerror or type(e).__name__}); choose another "
+                "name or folder"
+            ) from e
         return {"ui": {"text": [str(target)]}, "result": (str(target),)}
 
 
@@ -549,6 +853,7 @@ class AlignFaces:
         "Detect faces and FFHQ-align them: the crop the generator was trained on. Use it on "
         "style references and on photos alike. Next: Invert."
     )
+    VALIDATE_INPUTS = _queue_check("min_face")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -624,6 +929,7 @@ class AlignVideo:
         "Align one face per video frame with the landmarks smoothed over time, so the crops do "
         "not jitter. Connect Get Video Components' frames and fps."
     )
+    VALIDATE_INPUTS = _queue_check("fps", "min_cutoff", "beta", "min_face")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -718,6 +1024,7 @@ class PasteBack:
     RETURN_NAMES = ("images", "mask")
     OUTPUT_TOOLTIPS = ("The photos with their faces stylized.", "Where faces were pasted.")
     DESCRIPTION = "Put stylized faces back into the photos (or frames) they were aligned from."
+    VALIDATE_INPUTS = _queue_check("feather")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -754,6 +1061,7 @@ class PasteBack:
         aligned = _need(self.DISPLAY, "faces", faces, S.AlignedFaces, S.FACES)
         photos = _photos(self.DISPLAY, "images", images)
         styl = _images(self.DISPLAY, "stylized", stylized)
+        _min_side(self.DISPLAY, "stylized", styl, min(DEFAULT_MIN_SIDE, aligned.size))
         if styl.shape[0] != len(aligned):
             raise ValueError(
                 f"{self.DISPLAY}: input 'stylized' has {styl.shape[0]} images but 'faces' has "
@@ -805,6 +1113,7 @@ class Invert:
         "'edges' matches the image's edges only, for a stylized reference whose colours and "
         "textures no photo face has."
     )
+    VALIDATE_INPUTS = _queue_check("lr", "blend_layers")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -868,7 +1177,8 @@ class Invert:
                     {
                         "default": "",
                         "tooltip": "method blend: the W+ layers that keep the inversion, e.g. "
-                        "'0-6' (pose and face shape); the others take the mean code.",
+                        "'0-6' (pose and face shape); the others take the mean code. Leave it "
+                        "empty with the other methods (a list there is refused, not ignored).",
                     },
                 ),
             },
@@ -937,20 +1247,20 @@ class Invert:
             disc = _need(
                 self.DISPLAY, "discriminator", discriminator, S.DiscriminatorModel, S.DISCRIMINATOR
             ).discriminator
+        keep = jmix.parse_layers(blend_layers, int(g.n_latent), f"{self.DISPLAY}: 'blend_layers'")
         mask = None
         if method == "blend":
-            keep = _int_list(self.DISPLAY, "blend_layers", blend_layers)
             if keep is None:
                 raise ValueError(
                     f"{self.DISPLAY}: method 'blend' needs 'blend_layers', the W+ layers that "
                     "keep the inversion (e.g. '0-6'); the others take the mean code"
                 )
-            bad = [k for k in keep if k >= g.n_latent]
-            if bad:
-                raise ValueError(
-                    f"{self.DISPLAY}: 'blend_layers' {bad} out of range 0..{g.n_latent - 1}"
-                )
             mask = [1.0 if k in keep else 0.0 for k in range(g.n_latent)]
+        elif keep is not None:
+            raise ValueError(
+                f"{self.DISPLAY}: 'blend_layers' applies to method 'blend' only; clear it or "
+                f"choose method 'blend' (method is '{method}')"
+            )
         bar = host.Progress(steps if optimise else 1)
 
         def progress(step, loss):
@@ -975,9 +1285,12 @@ class Invert:
                 kwargs.update(preview=preview, preview_every=int(preview_every))
         if mask is not None:
             kwargs["mask"] = mask
+        x = None
+        if images is not None:
+            x = _images(self.DISPLAY, "images", images)
+            _min_side(self.DISPLAY, "images", x, _min_reference_side(g), g)
         with host.on_device(g, enc, disc) as device, _training():
-            x = None if images is None else _normal(_images(self.DISPLAY, "images", images))
-            x = None if x is None else x.to(device)
+            x = None if x is None else _normal(x).to(device)
             if method == "optimize" and enc is not None:
                 its = {"n_iters": kwargs.pop("n_iters")} if "n_iters" in kwargs else {}
                 init = jinv.invert(x, g, "encoder", encoder=kwargs.pop("encoder"), **its)
@@ -1005,6 +1318,7 @@ class BuildMixedDataset:
         "random faces' codes. preset: full (takes the reference's colours), preserve_color, the "
         "paper's X and C; custom: 'layers'. Next: Finetune."
     )
+    VALIDATE_INPUTS = _queue_check("layers", "blend")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -1038,7 +1352,8 @@ class BuildMixedDataset:
                     {
                         "default": "",
                         "tooltip": "preset custom: the layers that take random faces' codes, "
-                        "e.g. '7-17' or '9,11,15,16,17'; the others keep the reference's.",
+                        "e.g. '7-17' or '9,11,15,16,17'; the others keep the reference's. Leave "
+                        "it empty with the other presets (a list there is refused, not ignored).",
                     },
                 ),
                 "blend": (
@@ -1079,12 +1394,22 @@ class BuildMixedDataset:
     def build(
         self, generator, references, latent, space, preset, layers, blend, preview_count, seed
     ):
-        gen = _need(self.DISPLAY, "generator", generator, S.GeneratorModel, S.GENERATOR)
-        refs, lat = _references(self.DISPLAY, references, latent)
-        custom = _int_list(self.DISPLAY, "layers", layers)
+        g = _need(self.DISPLAY, "generator", generator, S.GeneratorModel, S.GENERATOR).generator
+        refs, lat = _references(self.DISPLAY, references, latent, g)
+        n_layers = int(g.n_latent) if space == "w+" else len(jmix.style_layer_latents(g))
+        custom = jmix.parse_layers(layers, n_layers, f"{self.DISPLAY}: 'layers'")
         if preset == "custom" and custom is None:
             raise ValueError(f"{self.DISPLAY}: preset 'custom' needs 'layers' (e.g. '7-17')")
-        g = gen.generator
+        if preset != "custom" and custom is not None:
+            raise ValueError(
+                f"{self.DISPLAY}: 'layers' is used by preset 'custom' only; choose preset "
+                f"'custom' to mix these layers, or clear 'layers' (preset is '{preset}')"
+            )
+        n = int(preview_count)
+        if n:
+            check_output_budget(
+                n, g.size, g.size, what=f"{self.DISPLAY}: 'preview_count' {n} at {g.size} px"
+            )
         settings = jft.FinetuneSettings(
             space=space,
             preset=None if preset == "custom" else preset,
@@ -1097,7 +1422,6 @@ class BuildMixedDataset:
         ds = S.MixedDataset(
             refs.to(host.offload_device()), lat, space, settings.preset, settings.layers, blend
         )
-        n = int(preview_count)
         if n == 0:
             prev = torch.zeros(1, g.size, g.size, 3)
             return (ds, prev)
@@ -1135,6 +1459,15 @@ class Finetune:
         "paired set (S space, the paper's sets, custom layers). The other widgets (identity "
         "loss, taps, noise, ...) are marked advanced. Shows the current stylization every "
         "'preview_every' steps; Cancel stops it within a step. Next: Stylize."
+    )
+    VALIDATE_INPUTS = _queue_check(
+        "lr",
+        "id_weight",
+        "feature_layers",
+        "train_layers",
+        "structure_weight",
+        "gram_weight",
+        "strength",
     )
 
     @classmethod
@@ -1348,18 +1681,18 @@ class Finetune:
                 f"{self.DISPLAY}: 'id_weight' > 0 needs the 'arcface' input (Load ArcFace with "
                 "model_ir_se50.pth), or set id_weight to 0"
             )
-        if not isinstance(preview_every, int) or preview_every < 0:
-            raise ValueError(
-                f"{self.DISPLAY}: 'preview_every' must be a whole number >= 0, got "
-                f"{preview_every!r}"
-            )
-        ds = self._paired_set(dataset, references, latent, strength, preserve_color)
+        g, d = gen.generator, disc.discriminator
+        ds = self._paired_set(dataset, references, latent, strength, preserve_color, g)
         # Everything the widgets set beyond the recipe of the paired set; on the released path,
         # widgets left at their defaults keep the notebook's recipe exactly.
         extra = dict(
             lr=float(lr),
-            feature_layers=_int_list(self.DISPLAY, "feature_layers", feature_layers),
-            train_layers=_int_list(self.DISPLAY, "train_layers", train_layers),
+            feature_layers=jmix.parse_layers(
+                feature_layers, jft.n_feature_layers(d), f"{self.DISPLAY}: 'feature_layers'"
+            ),
+            train_layers=jmix.parse_layers(
+                train_layers, int(g.n_styles), f"{self.DISPLAY}: 'train_layers'"
+            ),
             grayscale=bool(grayscale),
             id_weight=float(id_weight),
             structure_weight=float(structure_weight),
@@ -1371,34 +1704,15 @@ class Finetune:
             precision=precision,
             preview_every=int(preview_every),
         )
-        if dataset is None:
-            settings = jft.FinetuneSettings.released(
-                int(steps),
-                float(strength),
-                bool(preserve_color),
-                seed=int(seed),
-                rng="global",  # the notebook's draws after torch.manual_seed(seed), restored
-                **operational,
-            )
+        try:
+            settings = self._settings(ds, dataset is None, steps, strength, preserve_color, seed)
             changed = {k: v for k, v in extra.items() if getattr(settings, k) != v}
-            if changed:
-                settings = dataclasses.replace(settings, **changed)
-        else:
-            # a Build Mixed Dataset paired set: the pack's settings, our own seeded stream (as
-            # before the released recipe became the default, so saved workflows keep their
-            # results)
-            settings = jft.FinetuneSettings(
-                steps=int(steps),
-                space=ds.space,
-                preset=ds.preset,
-                layers=ds.layers,
-                blend=float(ds.blend),
-                seed=int(seed),
-                **extra,
-                **operational,
-            )
-        settings.validate(gen.generator, disc.discriminator)
-        g = gen.generator
+            settings = dataclasses.replace(settings, **changed, **operational)
+            settings.validate(g, d)
+        except ValueError as e:
+            # the core names its fields; the user sees widgets (blend is 'strength' here)
+            msg = str(e).replace("FinetuneSettings.blend", "'strength'")
+            raise ValueError(re.sub(r"FinetuneSettings\.(\w+)", r"'\1'", msg)) from None
         bar = host.Progress(settings.steps)
 
         def callback(step, loss, preview):
@@ -1440,11 +1754,35 @@ class Finetune:
         )
         return (S.StyleModelSocket(style, gen, result), _out(preview, "preview"))
 
-    def _paired_set(self, dataset, references, latent, strength, preserve_color) -> S.MixedDataset:
+    @staticmethod
+    def _settings(ds, released, steps, strength, preserve_color, seed) -> jft.FinetuneSettings:
+        """The recipe of the paired set, before the other widgets are applied."""
+        if released:
+            return jft.FinetuneSettings.released(
+                int(steps),
+                float(strength),
+                bool(preserve_color),
+                seed=int(seed),
+                rng="global",  # the notebook's draws after torch.manual_seed(seed), restored
+            )
+        # a Build Mixed Dataset paired set: the pack's settings, our own seeded stream (as before
+        # the released recipe became the default, so saved workflows keep their results)
+        return jft.FinetuneSettings(
+            steps=int(steps),
+            space=ds.space,
+            preset=ds.preset,
+            layers=ds.layers,
+            blend=float(ds.blend),
+            seed=int(seed),
+        )
+
+    def _paired_set(self, dataset, references, latent, strength, preserve_color, g):
         """The references and their codes: a Build Mixed Dataset set, or 'references' + 'latent'
-        (the released recipe's mixing, from 'strength' and 'preserve_color')."""
+        (the released recipe's mixing, from 'strength' and 'preserve_color'), checked against
+        generator ``g``."""
         if dataset is not None:
             ds = _need(self.DISPLAY, "dataset", dataset, S.MixedDataset, S.DATASET)
+            _codes_fit(self.DISPLAY, "dataset", ds.latents, g)
             if references is not None or latent is not None:
                 raise ValueError(
                     f"{self.DISPLAY}: connect either 'dataset' or 'references' + 'latent', not both"
@@ -1460,7 +1798,7 @@ class Finetune:
                 f"{self.DISPLAY}: connect 'references' (the aligned style images) and 'latent' "
                 "(their codes from Invert), or a 'dataset' from Build Mixed Dataset"
             )
-        refs, lat = _references(self.DISPLAY, references, latent)
+        refs, lat = _references(self.DISPLAY, references, latent, g)
         if not 0.0 <= float(strength) <= 1.0:
             raise ValueError(f"{self.DISPLAY}: 'strength' must be in [0,1], got {strength!r}")
         preset = "preserve_color" if preserve_color else "full"
@@ -1524,6 +1862,7 @@ class Stylize:
         "fine-tuned generators' features per layer (Sec. 4); layer_start/layer_end limit the "
         "style to a range of synthesis layers (-1 = last)."
     )
+    VALIDATE_INPUTS = _queue_check("intensity")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -1581,7 +1920,12 @@ class Stylize:
         sm = _need(self.DISPLAY, "style_model", style_model, S.StyleModelSocket, S.STYLE_MODEL)
         lat = _need(self.DISPLAY, "latent", latent, S.Latents, S.LATENT)
         tuned = sm.generator
+        _codes_fit(self.DISPLAY, "latent", lat, tuned)
         layers = _layer_range(int(tuned.n_styles), layer_start, layer_end, self.DISPLAY)
+        b, size = len(lat), int(tuned.size)
+        check_output_budget(
+            b, size, size, what=f"{self.DISPLAY}: {b} faces in 'latent' at {size} px"
+        )
         with host.on_device(tuned, sm.base.generator) as device:
             out = jst.stylize(
                 tuned,
@@ -1613,6 +1957,7 @@ class InterpolateStyle:
         "intensity_from to intensity_to for every input. 'grid' lays them out with one row per "
         "input and one column per intensity."
     )
+    VALIDATE_INPUTS = _queue_check("intensity_from", "intensity_to")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -1665,8 +2010,13 @@ class InterpolateStyle:
         sm = _need(self.DISPLAY, "style_model", style_model, S.StyleModelSocket, S.STYLE_MODEL)
         lat = _need(self.DISPLAY, "latent", latent, S.Latents, S.LATENT)
         tuned = sm.generator
+        _codes_fit(self.DISPLAY, "latent", lat, tuned)
         layers = _layer_range(int(tuned.n_styles), layer_start, layer_end, self.DISPLAY)
-        n = int(count)
+        n, b, size = int(count), len(lat), int(tuned.size)
+        # the images and the grid of the same images
+        check_output_budget(
+            2 * n * b, size, size, what=f"{self.DISPLAY}: 'count' {n} x {b} faces at {size} px"
+        )
         alphas = [
             float(intensity_from)
             + (float(intensity_to) - float(intensity_from)) * k / max(n - 1, 1)
@@ -1702,6 +2052,7 @@ class SampleStyled:
         "truncation_latent=the base's mean of 10,000 w), z and noise drawn after "
         "torch.manual_seed(seed). What the style does to any face."
     )
+    VALIDATE_INPUTS = _queue_check("truncation", "intensity")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -1760,6 +2111,8 @@ class SampleStyled:
     def sample(self, style_model, count, seed, truncation, intensity, noise_mode="random"):
         sm = _need(self.DISPLAY, "style_model", style_model, S.StyleModelSocket, S.STYLE_MODEL)
         base = sm.base
+        size = int(sm.generator.size)
+        check_output_budget(count, size, size, what=f"{self.DISPLAY}: 'count' {count} at {size} px")
         with host.on_device(sm.generator, base.generator) as device:
             # the notebook's truncation_latent: original_generator.mean_latent(10000), here drawn
             # from its own seed (the notebook's after torch.manual_seed(0)), cached per base
@@ -1839,6 +2192,9 @@ class ToyRender:
     def render(self, style, seed, count, size):
         from jojogan.toy import render
 
+        check_output_budget(
+            count, size, size, what=f"{self.DISPLAY}: 'count' {count} at 'size' {size}"
+        )
         params = render.sample_params(int(seed), int(count))
         img = torch.from_numpy(render.render_float(params, style, int(size)))
         return (img.to(host.offload_device()),)

@@ -325,7 +325,7 @@ def test_optimize_starts_from_a_connected_encoder_and_matches_edges_on_request(M
 
     enc = S.EncoderModel(Enc(), "<fake>")
     inv = M["JoJoGAN_Invert"]()
-    lat, _ = inv.invert(g, "optimize", 1, 1e-6, 0, 0, "", images=_img(), encoder=enc)
+    lat, _ = inv.invert(g, "optimize", 1, 1e-5, 0, 0, "", images=_img(), encoder=enc)
     torch.testing.assert_close(lat.w, start, atol=1e-4, rtol=0)
     lat_p, _ = inv.invert(g, "optimize", 5, 0.05, 0, 0, "", images=_img(), encoder=enc)
     lat_e, _ = inv.invert(
@@ -353,7 +353,7 @@ def test_mean_and_blend_inversion_and_s_space_dataset(M, S, tiny):
     before, after = g.generator.state_dict(), sm2.generator.state_dict()
     changed = {k for k in after if not torch.equal(after[k], before[k])}
     assert changed and all(k.startswith(("convs.1.", "to_rgbs.0.")) for k in changed), changed
-    with pytest.raises(ValueError, match=r"Finetune: .*train_layers: \[99\] out of range"):
+    with pytest.raises(ValueError, match=r"Finetune: 'train_layers': '99' is out of range 0\.\.\d"):
         ft.finetune(g, d, ds, 1, 2e-3, False, 0.0, "", "const", 4, 0, train_layers="99")
     with pytest.raises(ValueError, match=r"Finetune: 'train_layers' must list layer indices"):
         ft.finetune(g, d, ds, 1, 2e-3, False, 0.0, "", "const", 4, 0, train_layers="fine")
