@@ -846,13 +846,14 @@ def _legacy_object(p: Path) -> Any:
     from . import checkpoints as ck
 
     with open(p, "rb") as f:
-        names, is_magic = ck._scan_stream(f)  # reads the pickles only, not the tensor data
+        reader = ck._CappedReader(f, p.stat().st_size)  # no read asks for more than is there
+        names, is_magic = ck._scan_stream(reader)  # reads the pickles only, not the tensor data
         if not is_magic or not _safe_globals(names):
             return None
         f.seek(0)
         for _ in range(3):  # magic number, protocol version, system info
-            _KindUnpickler(f).load()
-        return _KindUnpickler(f).load()
+            _KindUnpickler(reader).load()
+        return _KindUnpickler(reader).load()
 
 
 # -------------------------------------------------------------------------------------- download
