@@ -224,16 +224,21 @@ def load_style_model(
     try:
         info = json.loads(raw)
         if not isinstance(info, dict) or info.get("format") != FORMAT:
-            raise ValueError(f"format {info.get('format') if isinstance(info, dict) else '?'}")
+            got = str(info.get("format"))[:40] if isinstance(info, dict) else "?"
+            raise ValueError(f"format {got!r}, expected {FORMAT!r}")
     except (ValueError, json.JSONDecodeError) as e:
-        raise ck.CheckpointError(f"{p}: the style-model metadata is unreadable ({e}).") from None
-    b_info = info.get("base") or {}
+        raise ck.CheckpointError(
+            f"{p}: the style-model metadata is unreadable ({str(e)[:120]}). Save the style "
+            "model again."
+        ) from None
+    b_info = info.get("base") if isinstance(info.get("base"), dict) else {}
     if check_base:
         here = _base_info(base)
         if b_info.get("sha256") != here["sha256"]:
             raise ck.CheckpointError(
                 f"{p}: this style model was made on another base model: file's base "
-                f"{str(b_info.get('sha256'))[:16]} ({b_info.get('architecture')}), given base "
+                f"{str(b_info.get('sha256'))[:16]} ({str(b_info.get('architecture'))[:120]}), "
+                "given base "
                 f"{here['sha256'][:16]} ({here['architecture']}). Load the base generator it "
                 "was trained from."
             )

@@ -1,5 +1,5 @@
-"""Style-model files: round trips (float32/float16/bfloat16, dtype kept), metadata, wrong base, released .pt import,
-NaN models never written, inputs never overwritten, bad files."""
+"""Style-model files: round trips (float32/float16/bfloat16, dtype kept), metadata, wrong base,
+released .pt import, NaN models never written, inputs never overwritten, bad files."""
 
 import copy
 import json
@@ -249,3 +249,18 @@ def test_float16_overflow_names_the_tensor_and_what_to_do(trained, tmp_path):
     msg = str(ei.value)
     assert "convs.0.conv.weight" in msg and "range of float16" in msg and "float32" in msg, msg
     assert "NaN" not in msg
+
+
+def test_metadata_fields_from_the_file_are_quoted_short(trained, tmp_path):
+    base, res = trained
+    path = tmp_path / "odd.safetensors"
+    save_style_model(path, res, base)
+    from jojogan.checkpoints import load_file
+
+    tensors = load_file(path)
+    for bad in ({"format": "x" * 5000}, {"format": "jojogan-style-model/1", "base": "nope"}):
+        save_safetensors(tensors, path, {"jojogan.style_model": json.dumps(bad)})
+        with pytest.raises(CheckpointError) as ei:
+            load_style_model(path, base)
+        msg = str(ei.value)
+        assert "x" * 41 not in msg and len(msg) < 300 + len(str(path)), msg
