@@ -4,8 +4,16 @@ IMAGE is ``[B,H,W,3]`` float in [0,1] and MASK ``[B,H,W]``; the core takes ``[B,
 [-1,1]: `jojogan.images.comfy_to_core` / `core_to_comfy` convert. Widgets carry the names and
 defaults of the core's settings (`FinetuneSettings`, `invert`, `stylize`, `sample`, `align_faces`);
 every input has a tooltip and every node a DESCRIPTION. Models wait on the CPU and run on
-ComfyUI's device only inside a node's call (`host.on_device`). Bad input is a ValueError that
-starts with the node's display name and names the input. Node ids: `nodes/ids.py`.
+ComfyUI's device only inside a node's call (`host.on_device`). Node ids: `nodes/ids.py`.
+
+Bad input is a ValueError that starts with the node's display name and names the input the user
+sees. ComfyUI's API enforces nothing the frontend shows, so every call first checks its values
+against the node's own INPUT_TYPES (`_check_inputs`: types, min/max/step, choices, NaN/inf, file
+names inside the model folder, tensors with data, finite codes); nodes whose FLOAT or STRING
+widgets ComfyUI cannot check itself also do it at queue time (`VALIDATE_INPUTS`). Layer lists go
+through `jojogan.mixing.parse_layers`, bounded by the model; batch outputs are checked against
+`jojogan.images.check_output_budget` before anything is allocated; any other error reaches
+ComfyUI as a ValueError naming the node (`_node_errors`).
 """
 
 from __future__ import annotations
