@@ -384,6 +384,38 @@ def test_disk_full_gives_not_enough_space_and_keeps_old_file(tmp_path, monkeypat
     assert torch.equal(ck.load_file(target)["w"], torch.zeros(3))
 
 
+@pytest.mark.parametrize(
+    ("code", "where", "text"),
+    [
+        (errno.EROFS, "mkstemp", "cannot write in"),
+        (errno.EACCES, "mkstemp", "choose a folder you can write to"),
+        (errno.ENAMETOOLONG, "mkstemp", "choose a shorter name"),
+        (errno.EIO, "replace", "saving failed"),
+        (errno.EDQUOT, "replace", "not enough space in"),
+    ],
+)
+def test_save_errors_say_where_and_what_to_do_and_keep_the_old_file(
+    tmp_path, monkeypatch, code, where, text
+):
+    """A read-only folder, a name too long, an I/O error, a quota: one CheckpointError (a
+    ValueError) naming the folder, never a raw OSError; the old file is intact."""
+    target = tmp_path / "style.safetensors"
+    ck.save_safetensors({"w": torch.ones(4)}, target)
+    old = target.read_bytes()
+
+    def fail(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(ck.tempfile if where == "mkstemp" else os, where, fail)
+    with pytest.raises(CheckpointError) as ei:
+        ck.save_safetensors({"w": torch.zeros(8)}, target)
+    monkeypatch.undo()
+    msg = str(ei.value)
+    assert isinstance(ei.value, ValueError) and text.lower() in msg.lower(), msg
+    assert str(tmp_path) in msg and "Traceback" not in msg
+    assert target.read_bytes() == old and _no_temp_files(tmp_path)
+
+
 _FSIZE_SCRIPT = """
 import resource, sys, torch
 sys.path.insert(0, sys.argv[1])
