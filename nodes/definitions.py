@@ -9,8 +9,8 @@ ComfyUI's device only inside a node's call (`host.on_device`). Node ids: `nodes/
 Bad input is a ValueError that starts with the node's display name and names the input the user
 sees. ComfyUI's API enforces nothing the frontend shows, so every call first checks its values
 against the node's own INPUT_TYPES (`_check_inputs`: types, min/max/step, choices, NaN/inf, file
-names inside the model folder, tensors with data, finite codes); nodes whose FLOAT or STRING
-widgets ComfyUI cannot check itself also do it at queue time (`VALIDATE_INPUTS`). Layer lists go
+names inside the model folder, tensors with data, finite codes); nodes with STRING widgets,
+which ComfyUI cannot check itself, also do it at queue time (`VALIDATE_INPUTS`). Layer lists go
 through `jojogan.mixing.parse_layers`, bounded by the model; batch outputs are checked against
 `jojogan.images.check_output_budget` before anything is allocated; any other error reaches
 ComfyUI as a ValueError naming the node (`_node_errors`).
@@ -303,9 +303,12 @@ def _check_prefix(display: str, name: str, value: str) -> str:
 def _queue_check(*names: str) -> classmethod:
     """ComfyUI's VALIDATE_INPUTS for widgets ``names``, so a bad graph fails when it is queued.
 
-    ComfyUI skips its own min/max and choice checks for an input named in VALIDATE_INPUTS's
-    signature and passes NaN and infinities on, so the whole check (`_check_inputs`) runs here;
-    it is meant for FLOAT and STRING widgets (the ones ComfyUI cannot check itself).
+    ComfyUI skips its own checks for an input named in VALIDATE_INPUTS's signature, so the
+    whole check (`_check_inputs`) runs here. Only STRING widgets are named (layer lists, file
+    name prefixes: the values ComfyUI cannot check at all): ComfyUI reports a failed
+    VALIDATE_INPUTS against every input it names, so naming numbers too would mark the wrong
+    widget red. Numbers keep ComfyUI's own min/max check at queue time; NaN, which passes it,
+    is refused when the node runs.
     """
 
     def VALIDATE_INPUTS(cls, **values: Any) -> bool | str:  # noqa: N802 (ComfyUI's name)
@@ -861,7 +864,6 @@ class AlignFaces:
         "Detect faces and FFHQ-align them: the crop the generator was trained on. Use it on "
         "style references and on photos alike. Next: Invert."
     )
-    VALIDATE_INPUTS = _queue_check("min_face")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -937,7 +939,6 @@ class AlignVideo:
         "Align one face per video frame with the landmarks smoothed over time, so the crops do "
         "not jitter. Connect Get Video Components' frames and fps."
     )
-    VALIDATE_INPUTS = _queue_check("fps", "min_cutoff", "beta", "min_face")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -1032,7 +1033,6 @@ class PasteBack:
     RETURN_NAMES = ("images", "mask")
     OUTPUT_TOOLTIPS = ("The photos with their faces stylized.", "Where faces were pasted.")
     DESCRIPTION = "Put stylized faces back into the photos (or frames) they were aligned from."
-    VALIDATE_INPUTS = _queue_check("feather")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -1121,7 +1121,7 @@ class Invert:
         "'edges' matches the image's edges only, for a stylized reference whose colours and "
         "textures no photo face has."
     )
-    VALIDATE_INPUTS = _queue_check("lr", "blend_layers")
+    VALIDATE_INPUTS = _queue_check("blend_layers")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -1326,7 +1326,7 @@ class BuildMixedDataset:
         "random faces' codes. preset: full (takes the reference's colours), preserve_color, the "
         "paper's X and C; custom: 'layers'. Next: Finetune."
     )
-    VALIDATE_INPUTS = _queue_check("layers", "blend")
+    VALIDATE_INPUTS = _queue_check("layers")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -1468,15 +1468,7 @@ class Finetune:
         "loss, taps, noise, ...) are marked advanced. Shows the current stylization every "
         "'preview_every' steps; Cancel stops it within a step. Next: Stylize."
     )
-    VALIDATE_INPUTS = _queue_check(
-        "lr",
-        "id_weight",
-        "feature_layers",
-        "train_layers",
-        "structure_weight",
-        "gram_weight",
-        "strength",
-    )
+    VALIDATE_INPUTS = _queue_check("feature_layers", "train_layers")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -1870,7 +1862,6 @@ class Stylize:
         "fine-tuned generators' features per layer (Sec. 4); layer_start/layer_end limit the "
         "style to a range of synthesis layers (-1 = last)."
     )
-    VALIDATE_INPUTS = _queue_check("intensity")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -1965,7 +1956,6 @@ class InterpolateStyle:
         "intensity_from to intensity_to for every input. 'grid' lays them out with one row per "
         "input and one column per intensity."
     )
-    VALIDATE_INPUTS = _queue_check("intensity_from", "intensity_to")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -2060,7 +2050,6 @@ class SampleStyled:
         "truncation_latent=the base's mean of 10,000 w), z and noise drawn after "
         "torch.manual_seed(seed). What the style does to any face."
     )
-    VALIDATE_INPUTS = _queue_check("truncation", "intensity")
 
     @classmethod
     def INPUT_TYPES(cls):
