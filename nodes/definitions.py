@@ -39,6 +39,7 @@ from jojogan import invert as jinv
 from jojogan import mixing as jmix
 from jojogan import style_model as jsm
 from jojogan import stylize as jst
+from jojogan import weights
 from jojogan.devices import PRECISIONS
 from jojogan.images import (
     DEFAULT_MIN_SIDE,
@@ -201,24 +202,12 @@ def _check_widget(display: str, name: str, spec: tuple, value: Any) -> Any:
 
 
 def _check_file_name(display: str, name: str, value: Any) -> str:
-    """A model file name: a name inside the model folder (no absolute path, no '..')."""
-    if not isinstance(value, str):
-        raise ValueError(f"{display}: '{name}' must be a file name, got {_show(value)}")
-    if not value.strip():
-        raise ValueError(f"{display}: '{name}' is empty; choose a model file")
-    parts = value.replace("\\", "/").split("/")
-    if (
-        len(value) > 500
-        or "\x00" in value
-        or value.startswith(("/", "\\", "~"))
-        or re.match(r"[A-Za-z]:", value)
-        or ".." in parts
-    ):
-        raise ValueError(
-            f"{display}: '{name}' must name a file inside the model folder (no absolute path, "
-            f"no '..'), got {_show(value)}"
-        )
-    return value
+    """A model file name: a name inside the model folder, by the loaders' one rule
+    (`jojogan.weights.check_model_name`: no absolute path, no '..', no control character)."""
+    try:
+        return weights.check_model_name(value)
+    except weights.ModelNameError as e:
+        raise ValueError(f"{display}: '{name}': {e}") from None
 
 
 def _check_tensor(display: str, what: str, t: Any) -> Any:
@@ -281,22 +270,15 @@ def _check_inputs(cls: type, values: dict[str, Any], *, at_queue: bool = False) 
 
 
 def _check_prefix(display: str, name: str, value: str) -> str:
-    """A file name prefix inside the model folder, like 'styles/my_style' (normalised)."""
+    """A file name prefix inside the model folder, like 'styles/my_style' (normalised; the
+    loaders' name rule, `jojogan.weights.check_model_name`)."""
     prefix = value.strip().replace("\\", "/")
-    parts = prefix.split("/")
-    if (
-        not prefix
-        or prefix.startswith("/")
-        or re.match(r"[A-Za-z]:", prefix)
-        or ".." in parts
-        or "" in parts
-        or "\x00" in prefix
-        or max(len(p.encode()) for p in parts) > 200
-    ):
+    try:
+        weights.check_model_name(prefix)
+    except weights.ModelNameError as e:
         raise ValueError(
-            f"{display}: '{name}' must be a relative name like 'styles/my_style' (folders and a "
-            f"name of at most 200 bytes each), got {_show(value)}"
-        )
+            f"{display}: '{name}' must be a relative name like 'styles/my_style': {e}"
+        ) from None
     return prefix
 
 
@@ -803,10 +785,11 @@ class SaveStyleModel:
                     },
                 ),
                 "dtype": (
-                    ["float16", "float32"],
+                    ["float16", "float32", "same as model"],
                     {
                         "tooltip": "float16 halves the file with no visible change; float32 "
-                        "keeps the weights exactly."
+                        "keeps float32 weights exactly; 'same as model' keeps the dtype the "
+                        "weights have (bfloat16 stays bfloat16)."
                     },
                 ),
             }
@@ -816,26 +799,14 @@ class SaveStyleModel:
     def save(self, style_model, filename_prefix: str, dtype: str):
         sm = _need(self.DISPLAY, "style_model", style_model, S.StyleModelSocket, S.STYLE_MODEL)
         prefix = filename_prefix  # checked and normalised by _check_inputs
-        root = host.model_dirs(host.FOLDER_MODELS)[0]
-        target = None
-        for i in range(1, 100_000):
-            cand = root / f"{prefix}_{i:05d}.safetensors"
-            if not cand.exists():
-                target = cand
-                break
-        if target is None:
-            raise ValueError(
-                f"{self.DISPLAY}: 'filename_prefix' {_show(prefix)} is used up (99999 files); "
-                "choose another name"
-            )
+        target = host.output_model_path(self.DISPLAY, "filename_prefix", prefix)
         tuned = sm.result if sm.result is not None else sm.generator
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
             jsm.save_style_model(
                 target,
                 tuned,
                 sm.base.generator,
-                dtype=torch.float16 if dtype == "float16" else torch.float32,
+                dtype={"float16": torch.float16, "float32": torch.float32}.get(dtype),
                 inputs=[sm.base.source],
             )
         except OSError as e:

@@ -3,6 +3,8 @@ follow the core's settings, clear errors naming node and input, model cache, hos
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import inspect
 import os
 import sys
@@ -378,6 +380,13 @@ def test_save_and_load_style_model_never_overwrites(M, S, tiny, tmp_path):
     p1 = Path(saver.save(sm, "styles/t", "float32")["result"][0])
     p2 = Path(saver.save(sm, "styles/t", "float16")["result"][0])
     assert p1 != p2 and p1.is_file() and p2.is_file()
+    style = dataclasses.replace(sm.style, generator=copy.deepcopy(sm.generator).bfloat16())
+    bf16 = dataclasses.replace(sm, style=style, result=None)
+    p3 = Path(saver.save(bf16, "styles/b", "same as model")["result"][0])
+    from safetensors import safe_open
+
+    with safe_open(str(p3), "pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"BF16"}
     assert p1.parent == tmp_path / "cache" / "jojogan" / "styles"
     (loaded,) = M["JoJoGAN_LoadStyleModel"]().load(g, "styles/t_00001.safetensors", True)
     want = sm.generator.state_dict()
@@ -388,6 +397,13 @@ def test_save_and_load_style_model_never_overwrites(M, S, tiny, tmp_path):
     for bad in ("", "/abs/path", "../escape"):
         with pytest.raises(ValueError, match="Save Style Model: 'filename_prefix'"):
             saver.save(sm, bad, "float16")
+    # a subfolder that is a link to elsewhere: nothing is written through it
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "cache" / "jojogan" / "leak").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ValueError, match="Save Style Model: 'filename_prefix': 'leak/x' leads out"):
+        saver.save(sm, "leak/x", "float16")
+    assert list(outside.iterdir()) == []
 
 
 def test_toy_render_gives_comfy_images(M):
@@ -524,7 +540,7 @@ def test_missing_model_file_says_where_to_put_it_and_where_to_get_it(M, tmp_path
     assert msg.startswith("JoJoGAN Load StyleGAN2: 'ckpt_name'")
     assert str(tmp_path / "cache" / "jojogan") in msg and "models/jojogan" in msg
     assert "1Yr7KuD959btpmcKGAUsbAk5rPjX2MytK" in msg
-    with pytest.raises(ValueError, match="Load Encoder: 'encoder_name' is empty"):
+    with pytest.raises(ValueError, match="Load Encoder: 'encoder_name': the model name is empty"):
         M["JoJoGAN_LoadEncoder"]().load("")
 
 
