@@ -129,8 +129,8 @@ def test_node_ids_are_the_pinned_constants_and_do_not_follow_class_names(M, pack
     constants = {v for k, v in vars(ids).items() if k.isupper()}
     assert constants == set(NODE_IDS)
     # the ids are not derived from the classes: a renamed class keeps its id
-    defs = sys.modules[pack.__name__ + ".nodes.definitions"]
-    assert "cls.__name__" not in Path(defs.__file__).read_text()
+    table = sys.modules[pack.__name__ + ".nodes"]
+    assert "cls.__name__" not in Path(table.__file__).read_text()
 
 
 def test_every_input_has_a_tooltip_and_every_node_a_description(M):
