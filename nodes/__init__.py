@@ -33,51 +33,35 @@ def _ensure_core_importable() -> None:
 
 _ensure_core_importable()
 
-from . import host, ids  # noqa: E402
-from .faces import AlignFaces, AlignVideo, PasteBack  # noqa: E402
-from .loaders import (  # noqa: E402
-    LoadArcFace,
-    LoadEncoder,
-    LoadFaceDetector,
-    LoadStyleGAN2,
-    LoadStyleModel,
-    SaveStyleModel,
-)
-from .pipeline import (  # noqa: E402
-    BuildMixedDataset,
-    Finetune,
-    InterpolateStyle,
-    Invert,
-    SampleStyled,
-    Stylize,
-)
-from .toy import LoadToyModel, ToyRender  # noqa: E402
+from . import faces, host, loaders, pipeline, toy  # noqa: E402
 
-# The node table: id (nodes/ids.py, the contract with saved workflows) -> class.
+# The node table, id -> class: the one place the ids are written. A saved workflow (UI and API
+# format) names its nodes by these ids, so they are written out, never derived from class names
+# (renaming a class keeps its id); never change or remove one, add new ones. Pinned by
+# tests/test_nodes.py. ComfyUI lists the nodes in this order.
 NODE_CLASS_MAPPINGS: dict[str, type] = {
-    ids.LOAD_STYLEGAN2: LoadStyleGAN2,
-    ids.LOAD_TOY_MODEL: LoadToyModel,
-    ids.LOAD_ENCODER: LoadEncoder,
-    ids.LOAD_ARCFACE: LoadArcFace,
-    ids.LOAD_FACE_DETECTOR: LoadFaceDetector,
-    ids.LOAD_STYLE_MODEL: LoadStyleModel,
-    ids.SAVE_STYLE_MODEL: SaveStyleModel,
-    ids.ALIGN_FACES: AlignFaces,
-    ids.ALIGN_VIDEO: AlignVideo,
-    ids.PASTE_BACK: PasteBack,
-    ids.INVERT: Invert,
-    ids.BUILD_MIXED_DATASET: BuildMixedDataset,
-    ids.FINETUNE: Finetune,
-    ids.STYLIZE: Stylize,
-    ids.INTERPOLATE_STYLE: InterpolateStyle,
-    ids.SAMPLE_STYLED: SampleStyled,
-    ids.TOY_RENDER: ToyRender,
+    "JoJoGAN_LoadStyleGAN2": loaders.LoadStyleGAN2,
+    "JoJoGAN_LoadToyModel": toy.LoadToyModel,
+    "JoJoGAN_LoadEncoder": loaders.LoadEncoder,
+    "JoJoGAN_LoadArcFace": loaders.LoadArcFace,
+    "JoJoGAN_LoadFaceDetector": loaders.LoadFaceDetector,
+    "JoJoGAN_LoadStyleModel": loaders.LoadStyleModel,
+    "JoJoGAN_SaveStyleModel": loaders.SaveStyleModel,
+    "JoJoGAN_AlignFaces": faces.AlignFaces,
+    "JoJoGAN_AlignVideo": faces.AlignVideo,
+    "JoJoGAN_PasteBack": faces.PasteBack,
+    "JoJoGAN_Invert": pipeline.Invert,
+    "JoJoGAN_BuildMixedDataset": pipeline.BuildMixedDataset,
+    "JoJoGAN_Finetune": pipeline.Finetune,
+    "JoJoGAN_Stylize": pipeline.Stylize,
+    "JoJoGAN_InterpolateStyle": pipeline.InterpolateStyle,
+    "JoJoGAN_SampleStyled": pipeline.SampleStyled,
+    "JoJoGAN_ToyRender": toy.ToyRender,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {key: cls.DISPLAY for key, cls in NODE_CLASS_MAPPINGS.items()}
-NODES: list[type] = list(NODE_CLASS_MAPPINGS.values())
 
 host.register_model_folders()
 host.install_example_inputs()
 host.load_toy_style_modules()
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "NODES"]
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -123,14 +123,17 @@ NODE_IDS = {
 }
 
 
-def test_node_ids_are_the_pinned_constants_and_do_not_follow_class_names(M, pack):
+def test_node_ids_are_written_out_in_one_table_and_do_not_follow_class_names(M, pack):
     assert {k: cls.__name__ for k, cls in M.items()} == NODE_IDS
-    ids = sys.modules[pack.__name__ + ".nodes.ids"]
-    constants = {v for k, v in vars(ids).items() if k.isupper()}
-    assert constants == set(NODE_IDS)
-    # the ids are not derived from the classes: a renamed class keeps its id
-    table = sys.modules[pack.__name__ + ".nodes"]
-    assert "cls.__name__" not in Path(table.__file__).read_text()
+    assert pack.NODE_DISPLAY_NAME_MAPPINGS == {k: cls.DISPLAY for k, cls in M.items()}
+    # one table: each id written once, as a literal, in nodes/__init__.py and nowhere else in
+    # nodes/ (not derived from the classes: a renamed class keeps its id)
+    table = Path(sys.modules[pack.__name__ + ".nodes"].__file__)
+    assert "cls.__name__" not in table.read_text()
+    for path in sorted(table.parent.glob("*.py")):
+        text = path.read_text()
+        for key in NODE_IDS:
+            assert text.count(f'"{key}"') == (path == table), (path.name, key)
 
 
 def test_every_input_has_a_tooltip_and_every_node_a_description(M):
