@@ -56,7 +56,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
-from .checkpoints import CheckpointError, fsync_dir
+from .checkpoints.reading import CheckpointError
+from .checkpoints.writing import fsync_dir
 
 __all__ = [
     "REGISTRY",
@@ -751,7 +752,7 @@ def file_kind(path: str | os.PathLike) -> str | None:
 def _inspect_kind(p: Path) -> str | None:
     import torch
 
-    from . import checkpoints as ck
+    from .checkpoints import reading as ck
 
     what = ck.sniff(p)
     if what == "safetensors":
@@ -822,13 +823,13 @@ class _KindUnpickler(pickle.Unpickler):
 
 
 def _safe_globals(names: list[str]) -> bool:
-    from . import checkpoints as ck
+    from .checkpoints import reading as ck
 
     return all(ck._is_allowed_global(n) for n in names)
 
 
 def _zip_object(p: Path) -> Any:
-    from . import checkpoints as ck
+    from .checkpoints import reading as ck
 
     with zipfile.ZipFile(p) as zf:
         members = [i for i in zf.infolist() if i.filename.endswith("data.pkl")]
@@ -843,7 +844,7 @@ def _zip_object(p: Path) -> Any:
 
 
 def _legacy_object(p: Path) -> Any:
-    from . import checkpoints as ck
+    from .checkpoints import reading as ck
 
     with open(p, "rb") as f:
         reader = ck._CappedReader(f, p.stat().st_size)  # no read asks for more than is there

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from jojogan import checkpoints as ck
-from jojogan.checkpoints import CheckpointError
+from jojogan.checkpoints import CheckpointError, writing
 from jojogan.stylegan2 import Discriminator, Generator
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -406,7 +406,7 @@ def test_save_errors_say_where_and_what_to_do_and_keep_the_old_file(
     def fail(*args, **kwargs):
         raise OSError(code, os.strerror(code))
 
-    monkeypatch.setattr(ck.tempfile if where == "mkstemp" else os, where, fail)
+    monkeypatch.setattr(writing.tempfile if where == "mkstemp" else os, where, fail)
     with pytest.raises(CheckpointError) as ei:
         ck.save_safetensors({"w": torch.zeros(8)}, target)
     monkeypatch.undo()

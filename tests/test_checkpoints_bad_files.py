@@ -15,7 +15,7 @@ import torch
 from tiny_models import SIZE, STYLE_DIM, TINY, tiny_d, tiny_g  # noqa: E402,F401
 
 from jojogan import checkpoints as ck
-from jojogan.checkpoints import CheckpointError
+from jojogan.checkpoints import CheckpointError, layouts, reading
 from jojogan.stylegan2 import Generator
 
 
@@ -305,7 +305,7 @@ def _bit_flip_sweep(tmp_path: pathlib.Path, fmt: str, n: int) -> None:
 
 
 def _same_as(out: ck.StyleGAN2Checkpoint, reference) -> bool:
-    ref = ck._unflatten(reference)["g_ema"]
+    ref = layouts._unflatten(reference)["g_ema"]
     return all(torch.equal(v, ref[k]) for k, v in out.g_ema.state_dict().items())
 
 
@@ -632,7 +632,7 @@ def test_nan_toy_model_is_refused_by_the_toy_loader(tmp_path):
 
     src = SHIPPED_DIR / "toy_stylegan2.safetensors"
     tensors = load_file(str(src))
-    meta = {k: v for k, v in ck.read_safetensors_metadata(src).items() if k != ck._SHA_KEY}
+    meta = {k: v for k, v in ck.read_safetensors_metadata(src).items() if k != reading._SHA_KEY}
     key = next(k for k in sorted(tensors) if k.startswith("g_ema.") and k.endswith("weight"))
     tensors[key].view(-1)[0] = float("nan")
     save_file(tensors, str(tmp_path / src.name), metadata=meta)

@@ -875,13 +875,13 @@ def test_nvidia_weights_show_their_non_commercial_licence(tmp_path, capsys, monk
 def test_file_kind_of_a_pickle_claiming_a_huge_length_reads_only_the_file(tmp_path, monkeypatch):
     """A legacy file whose second pickle claims 2**60 bytes: no read asks for more than the file
     holds, so this is a quick None, not a MemoryError or a huge allocation."""
-    from jojogan import checkpoints as ck
+    from jojogan.checkpoints.reading import _CappedReader
 
     p = tmp_path / "huge.pt"
     magic = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
     p.write_bytes(magic + b"\x80\x04\x8e" + (1 << 60).to_bytes(8, "little") + b"abc")
     got: list[int] = []
-    read = ck._CappedReader.read
-    monkeypatch.setattr(ck._CappedReader, "read", lambda self, n=-1: got.append(n) or read(self, n))
+    read = _CappedReader.read
+    monkeypatch.setattr(_CappedReader, "read", lambda self, n=-1: got.append(n) or read(self, n))
     assert W.file_kind(p) is None
     assert (1 << 60) in got  # the claim reached the capped reader, which read only what is there
