@@ -1,6 +1,7 @@
 """jojogan.ops: the plain and fast upfirdn2d paths agree, forward and backward."""
 
 import math
+import threading
 
 import pytest
 import torch
@@ -161,6 +162,60 @@ def test_switches_and_their_context_managers_restore_the_setting(name, default):
     finally:
         setter(default)
     assert enabled() is default
+
+
+def test_switches_are_thread_local_and_never_leak_between_concurrent_threads():
+    """Two threads (two prompts) hold opposite settings at the same time, one through the scoped
+    context managers and one through set_* calls it never undoes: each sees its own, and the
+    main thread's settings (the global defaults) are unchanged afterwards."""
+    barrier = threading.Barrier(2, timeout=10)
+    seen: dict[str, list[tuple[bool, bool]]] = {"scoped": [], "set": []}
+    errors: list[BaseException] = []
+
+    def observe(key: str) -> None:
+        barrier.wait()  # both threads have switched: from here on they overlap
+        for _ in range(3):
+            seen[key].append((ops.channels_last_enabled(), ops.fast_ops_enabled()))
+            barrier.wait()
+
+    def scoped_worker() -> None:
+        try:
+            with ops.channels_last(True), ops.fast_ops(False):
+                observe("scoped")
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+            barrier.abort()
+
+    def setter_worker() -> None:
+        try:
+            ops.set_channels_last(False)
+            ops.set_fast_ops(True)
+            observe("set")
+            ops.set_channels_last(True)  # left on when the thread ends: must not leak
+            ops.set_fast_ops(False)
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+            barrier.abort()
+
+    threads = [threading.Thread(target=scoped_worker), threading.Thread(target=setter_worker)]
+    with ops.channels_last(False):  # the main thread's own scope, around both
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert ops.channels_last_enabled() is False
+    assert not errors, errors
+    assert seen["scoped"] == [(True, False)] * 3
+    assert seen["set"] == [(False, True)] * 3
+    assert ops.channels_last_enabled() is False and ops.fast_ops_enabled() is True
+    # a thread started now begins from the defaults, whatever the ended threads set
+    fresh: list[tuple[bool, bool]] = []
+    t = threading.Thread(
+        target=lambda: fresh.append((ops.channels_last_enabled(), ops.fast_ops_enabled()))
+    )
+    t.start()
+    t.join(timeout=10)
+    assert fresh == [(False, True)]
 
 
 def test_bad_arguments_get_clear_errors():
