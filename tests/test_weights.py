@@ -25,13 +25,14 @@ import pytest
 import torch
 
 from jojogan import weights as W
+from jojogan.checkpoints import folders
 from jojogan.stylegan2 import Generator
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fake_hub import COMMIT, FakeHub  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-_REAL_DETECT = W._detect_comfyui_root
+_REAL_DETECT = folders._detect_comfyui_root
 TINY = {"channels": {4: 8, 8: 8, 16: 8}}
 
 
@@ -43,7 +44,7 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))
     for var in ("COMFYUI_PATH", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(W, "_detect_comfyui_root", lambda package_dir=None: None)
+    monkeypatch.setattr(folders, "_detect_comfyui_root", lambda package_dir=None: None)
 
 
 def _tiny_g() -> Generator:
@@ -215,7 +216,7 @@ def test_cache_dir_follows_env(monkeypatch, tmp_path):
 
 
 def test_comfyui_root_from_flag_env_or_the_package_location(tmp_path, monkeypatch):
-    detect = _REAL_DETECT  # the fixture replaces W._detect_comfyui_root for the other tests
+    detect = _REAL_DETECT  # the fixture replaces folders._detect_comfyui_root for the other tests
     comfy = tmp_path / "ComfyUI"
     pkg = comfy / "custom_nodes" / "comfyui-jojogan" / "jojogan"
     pkg.mkdir(parents=True)
@@ -226,14 +227,14 @@ def test_comfyui_root_from_flag_env_or_the_package_location(tmp_path, monkeypatc
     linked.symlink_to(comfy / "custom_nodes" / "comfyui-jojogan")
     assert detect(linked / "jojogan") == comfy  # found through the link's target too
     assert detect(ROOT / "jojogan") is None  # this checkout is not inside a ComfyUI
-    monkeypatch.setattr(W, "_detect_comfyui_root", lambda package_dir=None: comfy)
+    monkeypatch.setattr(folders, "_detect_comfyui_root", lambda package_dir=None: comfy)
     assert W.comfyui_root() == comfy
     assert W.default_dir("facedetection") == comfy / "models" / "facedetection"
     other = tmp_path / "other"
     monkeypatch.setenv("COMFYUI_PATH", str(other))
     assert W.comfyui_root() == other and W.comfyui_root(comfy) == comfy
     monkeypatch.delenv("COMFYUI_PATH")
-    monkeypatch.setattr(W, "_detect_comfyui_root", lambda package_dir=None: None)
+    monkeypatch.setattr(folders, "_detect_comfyui_root", lambda package_dir=None: None)
     assert W.default_dir("jojogan") == tmp_path / "cache" / "jojogan"
 
 
@@ -526,7 +527,7 @@ def test_missing_file_message_gives_the_command_before_the_sources(tmp_path):
 
 
 def test_download_command_for_a_checkout_runs_as_pasted(tmp_path, monkeypatch):
-    assert W._pip_installed()  # this checkout is installed editable in the test environment
+    assert folders._pip_installed()  # this checkout is installed editable in the test environment
     assert W.download_command("art.pt") == "python -m jojogan download art.pt"
     spaced = tmp_path / "my models" / "$HOME"
     assert W.download_command(["art.pt"], dest_dir=spaced).endswith(
@@ -534,7 +535,7 @@ def test_download_command_for_a_checkout_runs_as_pasted(tmp_path, monkeypatch):
     )
     comfy = tmp_path / "Comfy UI"
     assert f'--comfyui "{comfy}"' in W.download_command(["art.pt"], comfyui_root=comfy)
-    monkeypatch.setattr(W, "_pip_installed", lambda: False)  # a custom_nodes checkout
+    monkeypatch.setattr(folders, "_pip_installed", lambda: False)  # a custom_nodes checkout
     cmd = W.download_command(["art.pt"])
     assert (
         cmd.startswith(f"cd {ROOT} && ") and f"{sys.executable} -m jojogan download art.pt" in cmd

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .folders import _loader_path
 from .layouts import (
     _PARTS,
     LAYOUT_DISCRIMINATOR,
@@ -322,14 +323,6 @@ def _size_error(p: Path, what: str, got: int, want: int) -> CheckpointError:
     )
 
 
-def _bare_name(path: PathLike) -> PathLike:
-    """A bare file name that is no file here is looked up in the model folders by
-    :func:`jojogan.weights.resolve` (imported lazily: weights imports this module)."""
-    from jojogan import weights
-
-    return weights._loader_path(path)
-
-
 def load_stylegan2(
     path: PathLike,
     *,
@@ -349,7 +342,7 @@ def load_stylegan2(
     """
     from jojogan import stylegan2
 
-    p = Path(_bare_name(path))
+    p = Path(_loader_path(path))
     parts = (parts,) if isinstance(parts, str) else tuple(parts)
     if not set(parts) <= set(_PARTS):
         raise ValueError(f"load_stylegan2: parts must be among {_PARTS}, got {parts!r}")
