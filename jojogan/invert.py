@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .mixing import parse_layers
+
 __all__ = [
     "METHODS",
     "OBJECTIVES",
@@ -40,7 +42,9 @@ __all__ = [
     "blend_codes",
     "edge_map",
     "invert",
+    "invert_with",
     "mean_codes",
+    "optimises",
     "resize_square",
 ]
 
@@ -478,3 +482,86 @@ def invert(
         with torch.no_grad():
             styles = generator.styles(w)
     return w, [s.detach() for s in styles]
+
+
+def optimises(method: str, encoder: nn.Module | None) -> bool:
+    """Whether :func:`invert_with` runs optimisation: method "optimize" always (from the
+    encoder's codes when an encoder is given), "blend" when no encoder is given."""
+    return method == "optimize" or (method == "blend" and encoder is None)
+
+
+def invert_with(
+    method: str,
+    images: Tensor | None,
+    generator: nn.Module,
+    *,
+    encoder: nn.Module | None = None,
+    discriminator: nn.Module | None = None,
+    blend_layers: str = "",
+    objective: str = "pixel",
+    n_iters: int = 0,
+    steps: int = 300,
+    lr: float = 0.05,
+    seed: int = 0,
+    progress: Progress | None = None,
+    preview: Preview | None = None,
+    preview_every: int = 0,
+    mean_cache: dict | None = None,
+) -> Tensor:
+    """The inversion ``method`` names, with the models at hand (the Invert node's rule).
+
+    "encoder": ``encoder``'s codes. "optimize": :func:`invert`'s optimisation, from the
+    encoder's codes when an encoder is given (refining them). "mean": the mean code (Sec. 4);
+    images, encoder and discriminator are not used. "blend" (Sec. 5.1): the encoder's codes, or
+    optimisation's without an encoder, kept in the W+ layers ``blend_layers`` lists (text, e.g.
+    "0-6"; `jojogan.mixing.parse_layers`), the mean code elsewhere. ``n_iters`` > 0: ReStyle's
+    refinement iterations (0 = its default). The discriminator is used where optimisation runs
+    (:func:`optimises`); an ``objective`` other than "pixel" or ``blend_layers`` where they would
+    not apply is refused, not ignored. images: [B,3,H,W] in [-1,1]. Returns W+
+    [B,n_latent,style_dim].
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {str(method)[:40]!r}; choose one of {METHODS}")
+    if images is None and method != "mean":
+        raise ValueError(f"method '{method}' needs the 'images' input (aligned faces)")
+    if method == "encoder" and encoder is None:
+        raise ValueError("method 'encoder' needs the 'encoder' input (an e4e or ReStyle encoder)")
+    optimise = optimises(method, encoder)
+    if objective != "pixel" and not optimise:
+        raise ValueError(
+            f"objective {str(objective)[:40]!r} applies to optimisation; choose method 'optimize' "
+            "(connect an encoder to start from its codes)"
+        )
+    keep = parse_layers(blend_layers, int(generator.n_latent), "'blend_layers'")
+    if method == "blend" and keep is None:
+        raise ValueError(
+            "method 'blend' needs 'blend_layers', the W+ layers that keep the inversion (e.g. "
+            "'0-6'); the others take the mean code"
+        )
+    if method != "blend" and keep is not None:
+        raise ValueError(
+            "'blend_layers' applies to method 'blend' only; clear it or choose method 'blend' "
+            f"(method is '{method}')"
+        )
+    kwargs: dict[str, Any] = {"seed": int(seed), "mean_cache": mean_cache}
+    if method == "mean":
+        return invert(images, generator, "mean", **kwargs)
+    if encoder is not None and n_iters > 0:
+        kwargs["n_iters"] = int(n_iters)
+    if optimise:
+        kwargs.update(
+            steps=int(steps),
+            lr=float(lr),
+            discriminator=discriminator,
+            progress=progress,
+            objective=objective,
+        )
+        if preview is not None and int(preview_every) > 0:
+            kwargs.update(preview=preview, preview_every=int(preview_every))
+    if keep is not None:
+        kwargs["mask"] = [1.0 if k in keep else 0.0 for k in range(generator.n_latent)]
+    if method == "optimize" and encoder is not None:
+        its = {"n_iters": kwargs.pop("n_iters")} if "n_iters" in kwargs else {}
+        init = invert(images, generator, "encoder", encoder=encoder, **its)
+        return invert(images, generator, "optimize", init=init, **kwargs)
+    return invert(images, generator, method, encoder=encoder, **kwargs)

@@ -351,6 +351,11 @@ def _need(display: str, name: str, value: Any, kind: type, socket: str) -> Any:
     return value
 
 
+def _optional(display: str, name: str, value: Any, kind: type, socket: str, part: str) -> Any:
+    """An optional socket's model (its field ``part``), or None when it is not connected."""
+    return None if value is None else getattr(_need(display, name, value, kind, socket), part)
+
+
 def _min_side(
     display: str, name: str, x: torch.Tensor, side: int, g: torch.nn.Module | None = None
 ) -> None:

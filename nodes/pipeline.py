@@ -30,6 +30,7 @@ from .common import (
     _min_side,
     _need,
     _node_errors,
+    _optional,
     _out,
     _queue_check,
 )
@@ -260,39 +261,20 @@ class Invert:
     ):
         gen = _need(self.DISPLAY, "generator", generator, S.GeneratorModel, S.GENERATOR)
         g = gen.generator
-        if images is None and method != "mean":
-            raise ValueError(f"{self.DISPLAY}: method '{method}' needs the 'images' input")
-        enc = None
-        uses_encoder = method == "encoder" or (method != "mean" and encoder is not None)
-        if uses_encoder:
-            enc = _need(self.DISPLAY, "encoder", encoder, S.EncoderModel, S.ENCODER).encoder
-        # optimisation runs for "optimize" (from the encoder's codes when one is connected) and
-        # for "blend" without an encoder
-        optimise = method == "optimize" or (method == "blend" and enc is None)
-        if objective != "pixel" and not optimise:
-            raise ValueError(
-                f"{self.DISPLAY}: objective '{objective}' applies to optimisation; choose "
-                "method 'optimize' (connect an encoder to start from its codes)"
-            )
-        disc = None
-        if discriminator is not None and optimise:
-            disc = _need(
-                self.DISPLAY, "discriminator", discriminator, S.DiscriminatorModel, S.DISCRIMINATOR
-            ).discriminator
-        keep = jmix.parse_layers(blend_layers, int(g.n_latent), f"{self.DISPLAY}: 'blend_layers'")
-        mask = None
-        if method == "blend":
-            if keep is None:
-                raise ValueError(
-                    f"{self.DISPLAY}: method 'blend' needs 'blend_layers', the W+ layers that "
-                    "keep the inversion (e.g. '0-6'); the others take the mean code"
-                )
-            mask = [1.0 if k in keep else 0.0 for k in range(g.n_latent)]
-        elif keep is not None:
-            raise ValueError(
-                f"{self.DISPLAY}: 'blend_layers' applies to method 'blend' only; clear it or "
-                f"choose method 'blend' (method is '{method}')"
-            )
+        enc = _optional(self.DISPLAY, "encoder", encoder, S.EncoderModel, S.ENCODER, "encoder")
+        disc = _optional(
+            self.DISPLAY,
+            "discriminator",
+            discriminator,
+            S.DiscriminatorModel,
+            S.DISCRIMINATOR,
+            "discriminator",
+        )
+        x = None
+        if images is not None:
+            x = _images(self.DISPLAY, "images", images)
+            _min_side(self.DISPLAY, "images", x, _min_reference_side(g), g)
+        optimise = jinv.optimises(method, enc)
         bar = host.Progress(steps if optimise else 1)
 
         def progress(step, loss):
@@ -302,33 +284,24 @@ class Invert:
         def preview(step, image):
             bar.update(step, image[:4])
 
-        kwargs: dict[str, Any] = {"encoder": enc, "seed": int(seed), "mean_cache": gen.mean_cache}
-        if enc is not None and n_iters > 0:
-            kwargs["n_iters"] = int(n_iters)
-        if optimise:
-            kwargs.update(
-                steps=int(steps),
-                lr=float(lr),
+        with host.on_device(g, enc, disc if optimise else None) as device, _training():
+            w = jinv.invert_with(
+                method,
+                None if x is None else _normal(x).to(device),
+                g,
+                encoder=enc,
                 discriminator=disc,
-                progress=progress,
+                blend_layers=blend_layers,
                 objective=objective,
+                n_iters=n_iters,
+                steps=steps,
+                lr=lr,
+                seed=seed,
+                progress=progress,
+                preview=preview,
+                preview_every=preview_every,
+                mean_cache=gen.mean_cache,
             )
-            if int(preview_every) > 0:
-                kwargs.update(preview=preview, preview_every=int(preview_every))
-        if mask is not None:
-            kwargs["mask"] = mask
-        x = None
-        if images is not None:
-            x = _images(self.DISPLAY, "images", images)
-            _min_side(self.DISPLAY, "images", x, _min_reference_side(g), g)
-        with host.on_device(g, enc, disc) as device, _training():
-            x = None if x is None else _normal(x).to(device)
-            if method == "optimize" and enc is not None:
-                its = {"n_iters": kwargs.pop("n_iters")} if "n_iters" in kwargs else {}
-                init = jinv.invert(x, g, "encoder", encoder=kwargs.pop("encoder"), **its)
-                w = jinv.invert(x, g, "optimize", init=init, **kwargs)
-            else:
-                w = jinv.invert(x, g, method, **kwargs)
             recon = jst.stylize(g, w)
         bar.update(bar.total)
         lat = S.Latents(w.detach().to(host.offload_device()), None, method)

@@ -474,7 +474,7 @@ def test_bad_sockets_and_inputs_name_the_node_and_input(M, S, tiny):
         ),
         (
             lambda: M["JoJoGAN_Invert"]().invert(g, "encoder", 1, 0.05, 0, 0, "", images=_img()),
-            r"JoJoGAN Invert: input 'encoder' must be a JOJOGAN_ENCODER, got nothing",
+            r"JoJoGAN Invert: method 'encoder' needs the 'encoder' input",
         ),
         (
             lambda: M["JoJoGAN_Invert"]().invert(g, "optimize", 1, 0.05, 0, 0, ""),
