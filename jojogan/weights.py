@@ -8,6 +8,10 @@ Hugging Face Hub is still checked against the sha256 the Hub publishes for it (a
 *is* its sha256), and every download is checked for size and structure (the project's safe loader
 must read it and find the expected layout) before it gets its final name.
 
+The registry and the model folders (:func:`resolve`, :func:`find`, :func:`check_model_name`,
+:func:`missing_file_message`) live in :mod:`jojogan.checkpoints.registry` and
+:mod:`jojogan.checkpoints.folders`, below the loaders that use them; they are re-exported here.
+
 One command gets them, from any folder::
 
     python -m jojogan download stylegan2-ffhq-config-f.pt e4e_ffhq_encode.pt
@@ -32,9 +36,11 @@ exact command to run.
 from __future__ import annotations
 
 import argparse
+import collections
 import hashlib
 import importlib.metadata
 import inspect
+import io
 import json
 import os
 import pickle
@@ -51,6 +57,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from .checkpoints import reading
 from .checkpoints.folders import (
     ModelNameError,
     ModelNotFoundError,
@@ -65,6 +74,8 @@ from .checkpoints.folders import (
     resolve,
 )
 from .checkpoints.folders import _loader_path as _loader_path  # the library's loaders use it
+from .checkpoints.layouts import detect_layout
+from .checkpoints.reading import CheckpointError
 from .checkpoints.registry import HF_DEFAULT_ENDPOINT, MB, REGISTRY, Source, WeightFile, _entry
 from .checkpoints.writing import fsync_dir
 
@@ -126,11 +137,9 @@ def verify(
     bytes, the sha256 when known (``digest``: the file's sha256 when already computed), and
     (``structure``) readable by the safe loader with the expected layout. Raises
     :class:`WeightsError` naming the file and the problem."""
-    from . import checkpoints as ck
-
     e = entry if isinstance(entry, WeightFile) else REGISTRY[entry]
     p = Path(path)
-    kind = ck.sniff(p)
+    kind = reading.sniff(p)
     if kind in ("html", "text", "empty"):
         what = "an empty file" if kind == "empty" else "a web page"
         others = "; ".join(s.describe() for s in e.sources)
@@ -151,11 +160,11 @@ def verify(
             raise WeightsError(f"{p}: sha256 {got} differs from {e.name}'s {e.sha256}")
     if structure:
         try:
-            obj = ck.load_file(p, map_location="cpu")
-        except ck.CheckpointError as err:
+            obj = reading.load_file(p, map_location="cpu")
+        except CheckpointError as err:
             raise WeightsError(f"{p}: not a readable {e.name}: {err}") from None
         if e.layout is not None:
-            layout = ck.detect_layout(obj)
+            layout = detect_layout(obj)
             if layout not in e.layout:
                 raise WeightsError(
                     f"{p}: expected the {e.description} (layout {' or '.join(e.layout)}), found "
@@ -218,13 +227,9 @@ def file_kind(path: str | os.PathLike) -> str | None:
 
 
 def _inspect_kind(p: Path) -> str | None:
-    import torch
-
-    from .checkpoints import reading as ck
-
-    what = ck.sniff(p)
+    what = reading.sniff(p)
     if what == "safetensors":
-        header = ck._read_safetensors_header(p)
+        header = reading._read_safetensors_header(p)
         meta = header.get("__metadata__") or {}
         if isinstance(meta, dict) and "jojogan.style_model" in meta:  # style_model.META_KEY
             return "style"
@@ -240,9 +245,7 @@ def _inspect_kind(p: Path) -> str | None:
 
 
 def _kind_of(obj: Any) -> str | None:
-    from . import checkpoints as ck
-
-    kind = _KIND_OF_LAYOUT.get(ck.detect_layout(obj))
+    kind = _KIND_OF_LAYOUT.get(detect_layout(obj))
     if kind is not None:
         return kind
     sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
@@ -254,8 +257,6 @@ def _kind_of(obj: Any) -> str | None:
 
 
 def _empty_tensor(*args: Any, **kwargs: Any) -> Any:
-    import torch
-
     return torch.empty(0)
 
 
@@ -269,13 +270,10 @@ class _KindUnpickler(pickle.Unpickler):
     resolved (anything else stops the unpickling)."""
 
     def find_class(self, module: str, name: str) -> Any:
-        import argparse as _argparse
-        import collections
-
         if (module, name) == ("collections", "OrderedDict"):
             return collections.OrderedDict
         if (module, name) == ("argparse", "Namespace"):
-            return _argparse.Namespace
+            return argparse.Namespace
         if module == "torch._utils" and name.startswith("_rebuild_parameter"):
             return _first
         if module == "torch._utils" and name.startswith("_rebuild_"):
@@ -291,32 +289,24 @@ class _KindUnpickler(pickle.Unpickler):
 
 
 def _safe_globals(names: list[str]) -> bool:
-    from .checkpoints import reading as ck
-
-    return all(ck._is_allowed_global(n) for n in names)
+    return all(reading._is_allowed_global(n) for n in names)
 
 
 def _zip_object(p: Path) -> Any:
-    from .checkpoints import reading as ck
-
     with zipfile.ZipFile(p) as zf:
         members = [i for i in zf.infolist() if i.filename.endswith("data.pkl")]
-        if len(members) != 1 or members[0].file_size > ck._MAX_PICKLE_BYTES:
+        if len(members) != 1 or members[0].file_size > reading._MAX_PICKLE_BYTES:
             return None
-        data = ck._zip_member(p, zf, members[0])
-    if not _safe_globals(ck.scan_pickle_globals(data)):
+        data = reading._zip_member(p, zf, members[0])
+    if not _safe_globals(reading.scan_pickle_globals(data)):
         return None  # it would run code: never unpickled
-    import io
-
     return _KindUnpickler(io.BytesIO(data)).load()
 
 
 def _legacy_object(p: Path) -> Any:
-    from .checkpoints import reading as ck
-
     with open(p, "rb") as f:
-        reader = ck._CappedReader(f, p.stat().st_size)  # no read asks for more than is there
-        names, is_magic = ck._scan_stream(reader)  # reads the pickles only, not the tensor data
+        reader = reading._CappedReader(f, p.stat().st_size)  # no read asks for more than is there
+        names, is_magic = reading._scan_stream(reader)  # the pickles only, not the tensor data
         if not is_magic or not _safe_globals(names):
             return None
         f.seek(0)

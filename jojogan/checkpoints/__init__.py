@@ -1,28 +1,25 @@
-"""Safe loading and atomic saving of model files: the one loader and the one writer of the project.
+"""Model files: the one safe loader and the one atomic writer of the project.
 
-Reading a file goes through three steps, each of which fails with one :class:`CheckpointError`
-that names the file, says what it really is or what is wrong, and what to do:
+One concern per module; imports run one way, down this list (``legacy`` -> ``stylegan2`` ->
+``folders``/``layouts``/``writing`` -> ``reading``/``registry``):
 
-1. :func:`sniff` looks at the first bytes (never the extension): safetensors, torch zip, pickle
-   (legacy torch or NVIDIA ``.pkl``), HTML (a failed download), text, empty.
-2. :func:`load_file` loads the raw object: ``.safetensors`` through safetensors; torch files
-   through ``torch.load(weights_only=True)`` allowing only ``argparse.Namespace``. Pickle opcodes
-   are scanned first (without executing anything) so that a file that needs code is refused with
-   the list of globals it wanted. No pickle is ever unpickled with code allowed.
-3. :func:`detect_layout` recognises the layout from the keys (rosinality ``{g_ema, g, d,
-   latent_avg}``, rosinality training checkpoints, JoJoGAN style files ``{"g": state_dict}``, bare
-   generator/discriminator state dicts, e4e/ReStyle/pSp encoder files, ArcFace IR-SE50), and
-   :func:`load_stylegan2` infers the configuration from tensor shapes, builds the modules and
-   loads them strictly through :func:`load_state_dict_strict`.
+- ``legacy``: NVIDIA StyleGAN2-ADA ``.pkl`` -> rosinality layout, without running their code
+  (:func:`convert_nvidia_pkl`; cf. NVlabs stylegan3's ``legacy.py``).
+- ``stylegan2``: the StyleGAN2 loader (:func:`load_stylegan2`, :func:`load_generator_weights`,
+  :func:`save_stylegan2`): configs inferred from shapes, strict loading naming every mismatch.
+- ``folders``: where model files live and how a bare name becomes a file
+  (:func:`jojogan.weights.resolve` re-exports it), with the missing-file message.
+- ``layouts``: :func:`detect_layout` from the keys, and what a file in the wrong layout is.
+- ``writing``: :func:`atomic_writer` (temp file in the target folder, fsync, ``os.replace``,
+  fsync of the folder), so a failed save never leaves a partial file nor damages the old one.
+- ``reading``: :func:`sniff` (the first bytes, never the extension), :func:`load_file`
+  (safetensors, or ``torch.load(weights_only=True)`` after the pickle opcodes were scanned
+  without running anything; claimed sizes checked before anything is allocated; NaN/inf and
+  meta tensors refused), safetensors headers and checksums. Errors are one
+  :class:`CheckpointError` naming the file, what it really is, and what to do.
+- ``registry``: the known pretrained files (:data:`jojogan.weights.REGISTRY`).
 
-NVIDIA StyleGAN2-ADA ``.pkl`` files embed code and are refused by :func:`load_file`;
-:func:`convert_nvidia_pkl` reads their weights with an unpickler that resolves only tensor
-rebuilders (every other name becomes an inert stub, the embedded source is never run) and writes
-a rosinality-layout ``.safetensors`` through a key table that fails on any unmatched key.
-
-Writing goes through :func:`atomic_writer` (temp file in the target folder, fsync, ``os.replace``,
-fsync of the folder), so an interrupted or failed save never leaves a partial file and never
-damages the previous one.
+Downloading and verifying files is :mod:`jojogan.weights`, which stands above this package.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from ..stylegan2 import Discriminator, Generator
 from .layouts import _keys_summary
 from .reading import CheckpointError, PathLike, _check_readable, _short, sniff
 from .stylegan2 import StyleGAN2Checkpoint, _count_indexed, _list, load_stylegan2, save_stylegan2
@@ -159,10 +160,8 @@ class _Taker:
 
 
 def _default_kernels() -> dict[str, torch.Tensor]:
-    from jojogan import stylegan2
-
-    g = stylegan2.Generator(16, style_dim=1, n_mlp=1, channels={r: 1 for r in (4, 8, 16)})
-    d = stylegan2.Discriminator(16, channels={r: 1 for r in (4, 8, 16)})
+    g = Generator(16, style_dim=1, n_mlp=1, channels={r: 1 for r in (4, 8, 16)})
+    d = Discriminator(16, channels={r: 1 for r in (4, 8, 16)})
     gs, ds = g.state_dict(), d.state_dict()
     return {
         "up_blur": gs["convs.0.conv.blur.kernel"],

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file as _st_load
 
 PathLike = str | os.PathLike
 
@@ -634,8 +635,6 @@ def _check_loaded(p: Path, obj: Any) -> None:
 
 
 def _load_safetensors(p: Path, map_location: Any) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file as _st_load
-
     _read_safetensors_header(p)  # clear errors for truncation / bad header first
     device = map_location if map_location is not None else "cpu"
     if isinstance(device, torch.device):

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..stylegan2 import Discriminator, Generator, channel_table
 from .folders import _loader_path
 from .layouts import (
     _PARTS,
@@ -111,8 +112,6 @@ def _count_indexed(keys: Iterable[str], prefix: str) -> set[int]:
 def _match_multiplier(size: int, channels: dict[int, int]) -> int | None:
     """The channel multiplier whose table (rosinality's, as the project's modules build it)
     gives exactly these widths, or None."""
-    from jojogan.stylegan2 import channel_table
-
     for m in (2, 1, 4, 8):
         if channel_table(size, m) == channels:
             return m
@@ -340,8 +339,6 @@ def load_stylegan2(
     file here (``"stylegan2-ffhq-config-f.pt"``) is looked up in the download folders
     (:func:`jojogan.weights.resolve`).
     """
-    from jojogan import stylegan2
-
     p = Path(_loader_path(path))
     parts = (parts,) if isinstance(parts, str) else tuple(parts)
     if not set(parts) <= set(_PARTS):
@@ -391,9 +388,9 @@ def load_stylegan2(
     for name in selected:
         if name == "d":
             assert dcfg is not None
-            module = stylegan2.Discriminator(dcfg.size, **dcfg.kwargs())
+            module = Discriminator(dcfg.size, **dcfg.kwargs())
         else:
-            module = stylegan2.Generator(gcfg.size, **gcfg.kwargs())
+            module = Generator(gcfg.size, **gcfg.kwargs())
         module = module.to(device)
         load_state_dict_strict(module, found[name], source=p, what=f"'{name}'", check_values=False)
         module.eval().requires_grad_(False)

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import torch
+from safetensors.torch import save as _st_save
 
 from .reading import _SHA_KEY, CheckpointError, PathLike, _short, tensors_sha256
 
@@ -149,8 +150,6 @@ def save_safetensors(
     A checksum of the tensors is stored under ``jojogan.tensors_sha256`` and checked by
     :func:`load_file`, so a file damaged later is reported instead of loaded.
     """
-    from safetensors.torch import save as _st_save
-
     meta: dict[str, str] = {}
     for k, v in (metadata or {}).items():
         if not isinstance(k, str) or not isinstance(v, str):
