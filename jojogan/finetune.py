@@ -58,6 +58,7 @@ import contextlib
 import copy
 import dataclasses
 import math
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -69,7 +70,16 @@ from torch import Tensor, nn
 
 from . import ops
 from .devices import PRECISIONS, precision
-from .mixing import PRESETS, SPACES, MixingMask, build_mask, mix_codes, sample_random_codes
+from .mixing import (
+    PRESETS,
+    SPACES,
+    MixingMask,
+    build_mask,
+    mix_codes,
+    parse_layers,
+    sample_random_codes,
+    to_style_codes,
+)
 
 __all__ = [
     "DEFAULT_FEATURE_LAYERS",
@@ -80,7 +90,10 @@ __all__ = [
     "default_feature_layers",
     "finetune",
     "global_rng",
+    "mixed_samples",
     "n_feature_layers",
+    "preview_codes",
+    "settings_from_widgets",
 ]
 
 DEFAULT_FEATURE_LAYERS = (1, 3, 4, 5)  # the released code's discriminator taps
@@ -968,3 +981,113 @@ def _finish(g_new: nn.Module, step: int, cancelled: bool) -> None:
                 f"fine-tuning diverged at step {step}: weight {name} holds NaN/inf; no model was "
                 "returned. Lower lr."
             )
+
+
+# ---------------------------------------------------------------------- the Finetune node's rule
+
+# Fields a paired set's recipe sets (the released notebook's, or Build Mixed Dataset's mask):
+# not widgets of their own.
+_RECIPE_FIELDS = frozenset(
+    {"steps", "seed", "rng", "space", "preset", "layers", "blend", "betas", "preset_indices"}
+)
+# Widgets that list layers as text, and how many layers each model has for them.
+_LAYER_TEXT = {
+    "feature_layers": lambda g, d: n_feature_layers(d),
+    "train_layers": lambda g, d: int(g.n_styles),
+}
+
+
+def settings_from_widgets(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    *,
+    mixing: dict | None = None,
+    arcface: nn.Module | None = None,
+    steps: int = 300,
+    seed: int = 0,
+    strength: float = 1.0,
+    preserve_color: bool = False,
+    **fields: Any,
+) -> FinetuneSettings:
+    """The settings of a Finetune run from widget values named as the fields they set.
+
+    The recipe first: with ``mixing`` None, the released notebook's
+    (`FinetuneSettings.released(steps, strength, preserve_color)`, the notebook's draws after
+    ``torch.manual_seed(seed)``, the global RNG restored); with a paired set's ``mixing``
+    (space, preset, layers, blend: Build Mixed Dataset's), the pack's settings with that mask
+    and our own seeded stream, where ``strength`` and ``preserve_color`` do not apply. Every
+    other field named in ``fields`` then replaces the recipe's (left at the recipe's values, the
+    released recipe stays exact); ``feature_layers`` and ``train_layers`` may be text ("1,3-5",
+    `jojogan.mixing.parse_layers`; "" = the default). Checked against ``generator`` and
+    ``discriminator``; ``id_weight`` > 0 needs ``arcface``. A bad value is a ValueError naming
+    the widget ('strength' for the released recipe's blend).
+    """
+    unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(FinetuneSettings)})
+    recipe = sorted(set(fields) & _RECIPE_FIELDS)
+    if unknown or recipe:
+        raise ValueError(
+            f"settings_from_widgets: {unknown or recipe} are not Finetune widgets "
+            "(the paired set's recipe sets space, preset, layers and blend)"
+        )
+    for name, count in _LAYER_TEXT.items():
+        if isinstance(fields.get(name), str):
+            fields[name] = parse_layers(fields[name], count(generator, discriminator), f"'{name}'")
+    if mixing is None:
+        base = FinetuneSettings.released(steps, strength, preserve_color, seed=seed, rng="global")
+    else:
+        if strength != 1.0 or preserve_color:
+            raise ValueError(
+                "'strength' and 'preserve_color' apply to 'references' + 'latent'; with a "
+                "'dataset', set its preset and blend on Build Mixed Dataset"
+            )
+        base = FinetuneSettings(steps=steps, seed=seed, **mixing)
+    try:
+        settings = dataclasses.replace(base, **fields)
+        settings.validate(generator, discriminator)
+    except ValueError as e:
+        # the core names its fields; the widgets are named alike (blend is 'strength' here)
+        msg = str(e)
+        if mixing is None:
+            msg = msg.replace("FinetuneSettings.blend", "'strength'")
+        raise ValueError(re.sub(r"FinetuneSettings\.(\w+)", r"'\1'", msg)) from None
+    if settings.id_weight > 0 and arcface is None:
+        raise ValueError(
+            "'id_weight' > 0 needs the 'arcface' input (an ArcFace IR-SE50 model, "
+            "model_ir_se50.pth), or set id_weight to 0"
+        )
+    return settings
+
+
+def mixed_samples(
+    generator: nn.Module, w: Tensor, space: str, mask: MixingMask, n: int, seed: int
+) -> Tensor | list[Tensor]:
+    """``n`` codes of the paired set (Eq. 1): the first of the W+ codes ``w``
+    [B,n_latent,style_dim] mixed through ``mask`` with ``n`` fresh random faces' codes (drawn
+    from ``seed``), in ``space`` (W+ [n,n_latent,D], or S: a list of [n,C_l])."""
+    rng = torch.Generator().manual_seed(seed)
+    codes = to_style_codes(generator, w[:1]) if space == "s" else w[:1]
+    if isinstance(codes, Tensor):
+        base = codes.expand(n, -1, -1)
+    else:
+        base = [c.expand(n, -1) for c in codes]
+    return mix_codes(base, sample_random_codes(generator, n, rng, space), mask)
+
+
+def preview_codes(
+    generator: nn.Module,
+    codes: Tensor | Sequence[Tensor],
+    w: Tensor,
+    settings: FinetuneSettings,
+    n_random: int = 3,
+) -> Tensor | list[Tensor]:
+    """What a fine-tune shows while it trains (`finetune`'s ``preview_codes``): the first of the
+    references' ``codes`` (W+ [R,n_latent,D] or S, in the settings' space) and ``n_random``
+    random faces mixed with the first of their W+ codes ``w`` (Eq. 1, seed 1)."""
+    with torch.no_grad():
+        mixed = mixed_samples(generator, w, settings.space, settings.mask(generator), n_random, 1)
+        first = codes[:1] if isinstance(codes, Tensor) else [c[:1] for c in codes]
+        if settings.space == "s":
+            first = to_style_codes(generator, first)
+        if isinstance(mixed, Tensor):
+            return torch.cat([first, mixed])
+        return [torch.cat([a, b]) for a, b in zip(first, mixed, strict=True)]

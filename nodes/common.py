@@ -316,10 +316,15 @@ def _unexpected(display: str, e: BaseException) -> ValueError:
 def _node_errors(display: str) -> Callable:
     """Check the node's inputs against its INPUT_TYPES (`_check_inputs`), then run it; turn the
     core's clear errors into a ValueError that names the node (no deep traceback) and any other
-    error (KeyError, RuntimeError, MemoryError, OSError, ...) into one too (`_unexpected`)."""
+    error (KeyError, RuntimeError, MemoryError, OSError, ...) into one too (`_unexpected`).
+
+    A function that takes its widgets as ``**widgets`` (their names spelled once, in
+    INPUT_TYPES) gets every declared widget, those not given at their INPUT_TYPES default, and
+    no undeclared name."""
 
     def wrap(fn: Callable) -> Callable:
         sig = inspect.signature(fn)
+        var = [p.name for p in sig.parameters.values() if p.kind is p.VAR_KEYWORD]
 
         @functools.wraps(fn)
         def run(self, *args: Any, **kwargs: Any) -> Any:
@@ -330,6 +335,9 @@ def _node_errors(display: str) -> Callable:
                     raise ValueError(f"{display}: {e}") from None
                 values = dict(bound.arguments)
                 values.pop("self")
+                if var:
+                    given = values.pop(var[0], {})
+                    values.update(_widgets(type(self), given, set(sig.parameters)))
                 return fn(self, **_check_inputs(type(self), values))
             except _EXPECTED_ERRORS as e:
                 msg = str(e)
@@ -342,6 +350,28 @@ def _node_errors(display: str) -> Callable:
         return run
 
     return wrap
+
+
+def _widgets(cls: type, given: dict[str, Any], named: set[str]) -> dict[str, Any]:
+    """The values a node's ``**widgets`` takes: ``given``, and every other widget of its
+    INPUT_TYPES that is not one of the function's ``named`` parameters at its default (a combo
+    at its first choice, as ComfyUI does)."""
+    spec = cls.INPUT_TYPES()
+    declared = {**spec.get("optional", {}), **spec.get("required", {})}
+    declared = {k: v for k, v in declared.items() if k not in named}
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise ValueError(f"{cls.DISPLAY}: no input named {_show(unknown[0])}")
+    out = {}
+    for name, entry in declared.items():
+        kind, opts = entry[0], (entry[1] if len(entry) > 1 else {})
+        if name in given:
+            out[name] = given[name]
+        elif isinstance(kind, list):
+            out[name] = opts.get("default", kind[0] if kind else None)
+        elif kind in _WIDGET_TYPES:
+            out[name] = opts.get("default")
+    return out
 
 
 def _need(display: str, name: str, value: Any, kind: type, socket: str) -> Any:

@@ -4,9 +4,7 @@ Stylize (step 4), Interpolate Style and Sample Styled (Sec. 4's feature interpol
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
-import re
 from typing import Any
 
 import torch
@@ -431,19 +429,8 @@ class BuildMixedDataset:
             prev = torch.zeros(1, g.size, g.size, 3)
             return (ds, prev)
         with host.on_device(g) as device:
-            mixed = _mixed_codes(g, lat.w[:1].to(device), space, mask, n, int(seed))
+            mixed = jft.mixed_samples(g, lat.w[:1].to(device), space, mask, n, int(seed))
             return (ds, _out(jst.stylize(g, mixed), "preview"))
-
-
-def _mixed_codes(g, codes, space: str, mask, n: int, seed: int) -> torch.Tensor | list:
-    """n codes of Eq. 1 made from the first of ``codes`` (W+) and fresh random faces."""
-    rng = torch.Generator().manual_seed(seed)
-    codes = jmix.to_style_codes(g, codes[:1]) if space == "s" else codes[:1]
-    if isinstance(codes, torch.Tensor):
-        base = codes.expand(n, -1, -1)
-    else:
-        base = [c.expand(n, -1) for c in codes]
-    return jmix.mix_codes(base, jmix.sample_random_codes(g, n, rng, space), mask)
 
 
 class Finetune:
@@ -647,136 +634,52 @@ class Finetune:
         generator,
         discriminator,
         dataset=None,
-        steps=300,
-        lr=2e-3,
-        grayscale=False,
-        id_weight=0.0,
-        feature_layers="",
-        noise_mode="random",
-        refs_per_chunk=4,
-        seed=0,
         arcface=None,
-        precision="float32",
-        train_layers="",
-        structure_weight=0.0,
-        gram_weight=0.0,
-        preview_every=PREVIEW_EVERY,
         references=None,
         latent=None,
-        strength=1.0,
-        preserve_color=False,
+        **widgets,
     ):
         gen = _need(self.DISPLAY, "generator", generator, S.GeneratorModel, S.GENERATOR)
         disc = _need(
             self.DISPLAY, "discriminator", discriminator, S.DiscriminatorModel, S.DISCRIMINATOR
         )
-        arc = None
-        if arcface is not None:
-            arc = _need(self.DISPLAY, "arcface", arcface, S.ArcFaceModel, S.ARCFACE).model
-        if float(id_weight) > 0 and arc is None:
-            raise ValueError(
-                f"{self.DISPLAY}: 'id_weight' > 0 needs the 'arcface' input (Load ArcFace with "
-                "model_ir_se50.pth), or set id_weight to 0"
-            )
+        arc = _optional(self.DISPLAY, "arcface", arcface, S.ArcFaceModel, S.ARCFACE, "model")
         g, d = gen.generator, disc.discriminator
-        ds = self._paired_set(dataset, references, latent, strength, preserve_color, g)
-        # Everything the widgets set beyond the recipe of the paired set; on the released path,
-        # widgets left at their defaults keep the notebook's recipe exactly.
-        extra = dict(
-            lr=float(lr),
-            feature_layers=jmix.parse_layers(
-                feature_layers, jft.n_feature_layers(d), f"{self.DISPLAY}: 'feature_layers'"
-            ),
-            train_layers=jmix.parse_layers(
-                train_layers, int(g.n_styles), f"{self.DISPLAY}: 'train_layers'"
-            ),
-            grayscale=bool(grayscale),
-            id_weight=float(id_weight),
-            structure_weight=float(structure_weight),
-            gram_weight=float(gram_weight),
-            noise_mode=noise_mode,
-        )
-        operational = dict(
-            refs_per_chunk=int(refs_per_chunk),
-            precision=precision,
-            preview_every=int(preview_every),
-        )
-        try:
-            settings = self._settings(ds, dataset is None, steps, strength, preserve_color, seed)
-            changed = {k: v for k, v in extra.items() if getattr(settings, k) != v}
-            settings = dataclasses.replace(settings, **changed, **operational)
-            settings.validate(g, d)
-        except ValueError as e:
-            # the core names its fields; the user sees widgets (blend is 'strength' here)
-            msg = str(e).replace("FinetuneSettings.blend", "'strength'")
-            raise ValueError(re.sub(r"FinetuneSettings\.(\w+)", r"'\1'", msg)) from None
+        refs, lat, mixing = self._paired_set(dataset, references, latent, g)
+        settings = jft.settings_from_widgets(g, d, mixing=mixing, arcface=arc, **widgets)
         bar = host.Progress(settings.steps)
 
         def callback(step, loss, preview):
             host.check_interrupted()
             bar.update(step, preview)
 
-        with host.on_device(g, disc.discriminator, arc) as device, _training():
-            codes = _to(ds.latents.codes(ds.space), device)
+        with host.on_device(g, d, arc) as device, _training():
+            codes = _to(lat.codes(settings.space), device)
             codes = _normal(codes) if isinstance(codes, torch.Tensor) else list(map(_normal, codes))
             shown = None
             if settings.preview_every:
-                # what the node shows while it trains: the reference's code and three random
-                # faces mixed with it (Eq. 1), drawn by the generator being tuned
-                with torch.no_grad():
-                    mixed = _mixed_codes(
-                        g, ds.latents.w[:1].to(device), ds.space, settings.mask(g), 3, 1
-                    )
-                    first = codes[:1] if isinstance(codes, torch.Tensor) else [c[:1] for c in codes]
-                    if ds.space == "s":
-                        first = jmix.to_style_codes(g, first)
-                    if isinstance(mixed, torch.Tensor):
-                        shown = torch.cat([first, mixed])
-                    else:
-                        shown = [torch.cat([a, b]) for a, b in zip(first, mixed, strict=True)]
+                shown = jft.preview_codes(g, codes, lat.w.to(device), settings)
             result = jft.finetune(
                 g,
-                disc.discriminator,
-                _normal(ds.references.to(device)),
+                d,
+                _normal(refs.to(device)),
                 codes,
                 settings,
                 arcface=arc,
                 callback=callback,
                 preview_codes=shown,
             )
-            preview = jst.stylize(result.generator, ds.latents.w.to(device))
+            preview = jst.stylize(result.generator, lat.w.to(device))
             result.generator.to(host.storage_device())
         style = jsm.StyleModel(
             result.generator, {"settings": settings.to_dict(), "recipe": settings.recipe()}
         )
         return (S.StyleModelSocket(style, gen, result), _out(preview, "preview"))
 
-    @staticmethod
-    def _settings(ds, released, steps, strength, preserve_color, seed) -> jft.FinetuneSettings:
-        """The recipe of the paired set, before the other widgets are applied."""
-        if released:
-            return jft.FinetuneSettings.released(
-                int(steps),
-                float(strength),
-                bool(preserve_color),
-                seed=int(seed),
-                rng="global",  # the notebook's draws after torch.manual_seed(seed), restored
-            )
-        # a Build Mixed Dataset paired set: the pack's settings, our own seeded stream (as before
-        # the released recipe became the default, so saved workflows keep their results)
-        return jft.FinetuneSettings(
-            steps=int(steps),
-            space=ds.space,
-            preset=ds.preset,
-            layers=ds.layers,
-            blend=float(ds.blend),
-            seed=int(seed),
-        )
-
-    def _paired_set(self, dataset, references, latent, strength, preserve_color, g):
-        """The references and their codes: a Build Mixed Dataset set, or 'references' + 'latent'
-        (the released recipe's mixing, from 'strength' and 'preserve_color'), checked against
-        generator ``g``."""
+    def _paired_set(self, dataset, references, latent, g):
+        """The references, their codes and the paired set's mixing (None: the released recipe's,
+        from the widgets): a Build Mixed Dataset set, or 'references' + 'latent', checked
+        against generator ``g``."""
         if dataset is not None:
             ds = _need(self.DISPLAY, "dataset", dataset, S.MixedDataset, S.DATASET)
             _codes_fit(self.DISPLAY, "dataset", ds.latents, g)
@@ -784,24 +687,15 @@ class Finetune:
                 raise ValueError(
                     f"{self.DISPLAY}: connect either 'dataset' or 'references' + 'latent', not both"
                 )
-            if float(strength) != 1.0 or bool(preserve_color):
-                raise ValueError(
-                    f"{self.DISPLAY}: 'strength' and 'preserve_color' apply to 'references' + "
-                    "'latent'; with a 'dataset', set its preset and blend on Build Mixed Dataset"
-                )
-            return ds
+            mixing = dict(space=ds.space, preset=ds.preset, layers=ds.layers, blend=float(ds.blend))
+            return ds.references, ds.latents, mixing
         if references is None or latent is None:
             raise ValueError(
                 f"{self.DISPLAY}: connect 'references' (the aligned style images) and 'latent' "
                 "(their codes from Invert), or a 'dataset' from Build Mixed Dataset"
             )
         refs, lat = _references(self.DISPLAY, references, latent, g)
-        if not 0.0 <= float(strength) <= 1.0:
-            raise ValueError(f"{self.DISPLAY}: 'strength' must be in [0,1], got {strength!r}")
-        preset = "preserve_color" if preserve_color else "full"
-        return S.MixedDataset(
-            refs.to(host.offload_device()), lat, "w+", preset, None, float(strength)
-        )
+        return refs.to(host.offload_device()), lat, None
 
 
 def _stylize_inputs(extra: dict, optional: dict | None = None) -> dict:

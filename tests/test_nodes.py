@@ -166,10 +166,39 @@ def test_input_types_are_well_formed(M):
                     assert isinstance(opts["default"], int if t == "INT" else float)
                 if t == "BOOLEAN":
                     assert isinstance(opts["default"], bool)
-        # the function accepts exactly the declared inputs
+        # the function accepts exactly the declared inputs: by name, or (widgets spelled once,
+        # in INPUT_TYPES) the sockets by name and the widgets as **widgets
         params = inspect.signature(getattr(cls, cls.FUNCTION)).parameters
+        named = {n for n, p in params.items() if p.kind is not p.VAR_KEYWORD} - {"self"}
         declared = set(it.get("required", {})) | set(it.get("optional", {}))
-        assert set(params) - {"self"} == declared, key
+        if len(named) < len(params) - 1:
+            widgets = {n for n in declared if _is_widget(it, n)}
+            assert named <= declared and declared - named <= widgets, key
+        else:
+            assert named == declared, key
+
+
+def _is_widget(it: dict, name: str) -> bool:
+    spec = {**it.get("required", {}), **it.get("optional", {})}[name]
+    return isinstance(spec[0], list) or spec[0] in S_WIDGETS
+
+
+def test_a_node_taking_widgets_as_keywords_gets_their_defaults_and_no_other_name(M, S, tiny):
+    """Finetune's function takes its widgets as **widgets (named once, in INPUT_TYPES): a
+    widget not sent (an optional one the API leaves out) is at its INPUT_TYPES default, a name
+    that is no input is refused naming it."""
+    g, d = tiny
+    lat, _ = M["JoJoGAN_Invert"]().invert(g, "mean", 1, 0.05, 0, 0, "")
+    ds, _ = M["JoJoGAN_BuildMixedDataset"]().build(g, _img(1), lat, "w+", "full", "", 1.0, 0, 0)
+    ft = M["JoJoGAN_Finetune"]()
+    sm, _ = ft.finetune(g, d, ds, steps=1, preview_every=0)
+    it = M["JoJoGAN_Finetune"].INPUT_TYPES()
+    widgets = {**it["required"], **it["optional"]}
+    st = sm.result.settings
+    for name in ("lr", "noise_mode", "refs_per_chunk", "seed", "precision", "gram_weight"):
+        assert getattr(st, name) == widgets[name][1]["default"], name
+    with pytest.raises(ValueError, match=r"^JoJoGAN Finetune: no input named 'step'$"):
+        ft.finetune(g, d, ds, step=1)
 
 
 def test_widgets_carry_the_core_defaults(M):
@@ -210,7 +239,7 @@ def test_pipeline_nodes_keep_image_conventions_and_socket_types(M, S, tiny):
     assert rec.shape == (1, 16, 16, 3) and 0 <= float(rec.min()) and float(rec.max()) <= 1
     ds, prev = M["JoJoGAN_BuildMixedDataset"]().build(g, ref, lat, "w+", "full", "", 1.0, 3, 0)
     assert isinstance(ds, S.MixedDataset) and prev.shape == (3, 16, 16, 3)
-    sm, fprev = M["JoJoGAN_Finetune"]().finetune(g, d, ds, 2, 2e-3, False, 0.0, "", "const", 4, 0)
+    sm, fprev = M["JoJoGAN_Finetune"]().finetune(g, d, ds, steps=2, noise_mode="const")
     assert isinstance(sm, S.StyleModelSocket) and fprev.shape == (1, 16, 16, 3)
     imgs = _img(2, seed=1)
     lat2, _ = M["JoJoGAN_Invert"]().invert(g, "optimize", 2, 0.05, 0, 0, "", images=imgs)
@@ -348,37 +377,39 @@ def test_mean_and_blend_inversion_and_s_space_dataset(M, S, tiny):
     assert lat.w.shape[0] == 1
     lat2, _ = M["JoJoGAN_Invert"]().invert(g, "blend", 2, 0.05, 0, 0, "0-2", images=_img(1))
     ds, _ = M["JoJoGAN_BuildMixedDataset"]().build(g, _img(1), lat2, "s", "C", "", 1.0, 2, 0)
-    sm, _ = M["JoJoGAN_Finetune"]().finetune(g, d, ds, 1, 2e-3, True, 0.0, "1,2", "const", 4, 0)
+    sm, _ = M["JoJoGAN_Finetune"]().finetune(
+        g, d, ds, steps=1, grayscale=True, feature_layers="1,2", noise_mode="const"
+    )
     assert isinstance(sm, S.StyleModelSocket)
     # the optional inputs: only the chosen S layers change; bad lists are clear errors
     ft = M["JoJoGAN_Finetune"]()
     sm2, _ = ft.finetune(
-        g, d, ds, 1, 2e-3, False, 0.0, "", "const", 4, 0, precision="bf16", train_layers="3-4"
+        g, d, ds, steps=1, noise_mode="const", precision="bf16", train_layers="3-4"
     )
     before, after = g.generator.state_dict(), sm2.generator.state_dict()
     changed = {k for k in after if not torch.equal(after[k], before[k])}
     assert changed and all(k.startswith(("convs.1.", "to_rgbs.0.")) for k in changed), changed
     with pytest.raises(ValueError, match=r"Finetune: 'train_layers': '99' is out of range 0\.\.\d"):
-        ft.finetune(g, d, ds, 1, 2e-3, False, 0.0, "", "const", 4, 0, train_layers="99")
+        ft.finetune(g, d, ds, steps=1, noise_mode="const", train_layers="99")
     with pytest.raises(ValueError, match=r"Finetune: 'train_layers' must list layer indices"):
-        ft.finetune(g, d, ds, 1, 2e-3, False, 0.0, "", "const", 4, 0, train_layers="fine")
+        ft.finetune(g, d, ds, steps=1, noise_mode="const", train_layers="fine")
     with pytest.raises(ValueError, match=r"Finetune: .*precision"):
-        ft.finetune(g, d, ds, 1, 2e-3, False, 0.0, "", "const", 4, 0, precision="fp8")
+        ft.finetune(g, d, ds, steps=1, noise_mode="const", precision="fp8")
     # the structure and texture inputs reach the fine-tune settings
     sm3, _ = ft.finetune(
-        g, d, ds, 2, 2e-3, False, 0.0, "", "const", 4, 0, structure_weight=0.1, gram_weight=30.0
+        g, d, ds, steps=2, noise_mode="const", structure_weight=0.1, gram_weight=30.0
     )
     st = sm3.result.settings
     assert (st.structure_weight, st.gram_weight, st.random_faces) == (0.1, 30.0, 4)
     with pytest.raises(ValueError, match=r"Finetune: .*gram_weight"):
-        ft.finetune(g, d, ds, 1, 2e-3, False, 0.0, "", "const", 4, 0, gram_weight=-1.0)
+        ft.finetune(g, d, ds, steps=1, noise_mode="const", gram_weight=-1.0)
 
 
 def test_save_and_load_style_model_never_overwrites(M, S, tiny, tmp_path):
     g, d = tiny
     lat, _ = M["JoJoGAN_Invert"]().invert(g, "mean", 1, 0.05, 0, 0, "")
     ds, _ = M["JoJoGAN_BuildMixedDataset"]().build(g, _img(1), lat, "w+", "full", "", 1.0, 0, 0)
-    sm, _ = M["JoJoGAN_Finetune"]().finetune(g, d, ds, 1, 2e-3, False, 0.0, "", "const", 4, 0)
+    sm, _ = M["JoJoGAN_Finetune"]().finetune(g, d, ds, steps=1, noise_mode="const")
     saver = M["JoJoGAN_SaveStyleModel"]()
     p1 = Path(saver.save(sm, "styles/t", "float32")["result"][0])
     p2 = Path(saver.save(sm, "styles/t", "float16")["result"][0])
@@ -526,12 +557,12 @@ def test_bad_sockets_and_inputs_name_the_node_and_input(M, S, tiny):
             call()
     ds, _ = M["JoJoGAN_BuildMixedDataset"]().build(g, _img(1), lat, "w+", "full", "", 1.0, 0, 0)
     with pytest.raises(ValueError, match=r"Finetune: 'id_weight' > 0 needs the 'arcface' input"):
-        M["JoJoGAN_Finetune"]().finetune(g, d, ds, 1, 2e-3, False, 100.0, "", "const", 4, 0)
+        M["JoJoGAN_Finetune"]().finetune(g, d, ds, steps=1, id_weight=100.0, noise_mode="const")
     with pytest.raises(ValueError, match=r"Finetune: .*steps"):
-        M["JoJoGAN_Finetune"]().finetune(g, d, ds, 0, 2e-3, False, 0.0, "", "const", 4, 0)
+        M["JoJoGAN_Finetune"]().finetune(g, d, ds, steps=0, noise_mode="const")
     with pytest.raises(ValueError, match=r"Finetune: input 'discriminator' must be"):
-        M["JoJoGAN_Finetune"]().finetune(g, None, ds, 1, 2e-3, False, 0.0, "", "const", 4, 0)
-    sm, _ = M["JoJoGAN_Finetune"]().finetune(g, d, ds, 1, 2e-3, False, 0.0, "", "const", 4, 0)
+        M["JoJoGAN_Finetune"]().finetune(g, None, ds, steps=1, noise_mode="const")
+    sm, _ = M["JoJoGAN_Finetune"]().finetune(g, d, ds, steps=1, noise_mode="const")
     with pytest.raises(ValueError, match=r"Stylize: layer_start/layer_end \(5, 2\)"):
         M["JoJoGAN_Stylize"]().stylize(sm, lat, 0.5, "const", 0, 5, 2, 8)
 
@@ -736,9 +767,7 @@ def test_inside_comfyui_folders_exist_and_progress_shows_previews_and_interrupts
     # live preview: every 2 steps and at the last, the tuned generator's drawing of the
     # reference's code and three mixed faces, as ComfyUI's ("JPEG", PIL image, max size)
     calls["updates"].clear()
-    sm, _ = M["JoJoGAN_Finetune"]().finetune(
-        g, d, ds, 5, 2e-3, False, 0.0, "", "const", 4, 0, preview_every=2
-    )
+    sm, _ = M["JoJoGAN_Finetune"]().finetune(g, d, ds, steps=5, noise_mode="const", preview_every=2)
     assert calls["updates"] == [1, 2, 3, 4, 5]
     assert [v for v, _ in calls["previews"]] == [2, 4, 5]
     fmt, pic, size = calls["previews"][0][1]
@@ -753,7 +782,7 @@ def test_inside_comfyui_folders_exist_and_progress_shows_previews_and_interrupts
     calls["updates"].clear()
     calls["checks"], calls["interrupt_at"] = 0, 3
     with pytest.raises(Interrupted):
-        M["JoJoGAN_Finetune"]().finetune(g, d, ds, 200, 2e-3, False, 0.0, "", "const", 4, 0)
+        M["JoJoGAN_Finetune"]().finetune(g, d, ds, steps=200, noise_mode="const")
     assert calls["checks"] == 3 and calls["updates"] == [1, 2]  # stopped at step 3 of 200
     for a, b in zip(before, g.generator.parameters(), strict=True):
         assert torch.equal(a, b)
@@ -835,7 +864,7 @@ def test_nodes_work_under_comfyui_inference_mode(M, host, tiny, tmp_path):
         ref = _img(1)
         lat, _ = M["JoJoGAN_Invert"]().invert(g, "optimize", 2, 0.05, 0, 0, "", images=ref)
         ds, _ = M["JoJoGAN_BuildMixedDataset"]().build(g, ref, lat, "w+", "full", "", 1.0, 1, 0)
-        sm, _ = M["JoJoGAN_Finetune"]().finetune(g, d, ds, 2, 2e-3, False, 0.0, "", "const", 4, 0)
+        sm, _ = M["JoJoGAN_Finetune"]().finetune(g, d, ds, steps=2, noise_mode="const")
         (out,) = M["JoJoGAN_Stylize"]().stylize(sm, lat, 0.5, "const", 0, 0, -1, 8)
     assert sm.result.steps_done == 2 and out.shape == (1, 16, 16, 3)
     host.clear_cache()
