@@ -61,7 +61,7 @@ def _ffhq_models(size: int, dev):
 
 def _toy_models(toy_dir: str | None, dev):
     sys.path.insert(0, str(ROOT))
-    from jojogan.__main__ import ToyModelMissing, load_toy_model
+    from jojogan.toy.model import ToyModelMissing, load_toy_model
     from jojogan.toy.train import ToyConfig, build_models
 
     try:

@@ -4,7 +4,7 @@ For each non-photo style S: fine-tune the toy generator on one reference render(
 for >= 16 unseen identities p_u stylize the photo render(p_u, photo) (inverted with the toy
 encoder, or by optimisation) and compare with the ground truth render(p_u, S):
 
-    d = (1 - structure similarity) + palette distance          (jojogan.__main__.d_style)
+    d = (1 - structure similarity) + palette distance          (jojogan.toy.quality.d_style)
 
 next to the baselines "input unchanged" (d(render(p_u, photo), truth)) and "the reference"
 (d(render(p_ref, S), truth)). The mapper should beat both clearly. Identity and gaze must follow
@@ -13,7 +13,7 @@ compared with p_u's gaze and with the reference's (the paper's known failure: ga
 the reference); geometry (face shape, features) by the parameter regressor when its weights are
 there (`jojogan.toy.score.load_regressor`), against p_u and against p_ref (floor: the regressor
 on the truth). The "colour-copy bound" column scores the truth redrawn with the reference's
-colour parameters (`jojogan.__main__.reference_copy`): the best a mapper that copies the
+colour parameters (`jojogan.toy.quality.reference_copy`): the best a mapper that copies the
 reference's colours can score. It is the truth where a style's colours are fixed (neon,
 blueprint), and no ceiling where they follow the input's: popart maps each input's tones to its
 palette, which one reference shows; only its background (one of four colours picked by the
@@ -41,7 +41,7 @@ gaze errors are read against it as well as against the truth's floor.
         # styles this package has never seen: my_styles.py decorates functions with
         # @jojogan.toy.render.register_style (see benchmarks/example_styles.py)
 
-Recipes (`jojogan.__main__.RECIPES`): "refined" (default) is "edges" with each input's encoder
+Recipes (`jojogan.toy.recipes.RECIPES`): "refined" (default) is "edges" with each input's encoder
 code refined by 300 optimisation steps on pixels and discriminator features; "edges" is "paper"
 with the reference's encoder code then matched to the reference's edges (200 steps;
 `jojogan.invert` objective "edges"); "paper" is the released code's, and the Finetune node's
@@ -69,7 +69,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
-    from jojogan.__main__ import add_recipe_arguments, add_style_module_argument
+    from jojogan.toy.flags import add_recipe_arguments, add_style_module_argument
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--styles", nargs="+", default=["cartoon", "sketch", "ink"])
@@ -104,17 +104,12 @@ def main() -> int:
 
     import torch
 
-    from jojogan.__main__ import (
-        ToyModelMissing,
-        _describe,
-        _grid,
-        _save_png,
-        load_style_modules,
-        load_toy_model,
-        settings_from_args,
-        toy_style_quality,
-    )
     from jojogan.devices import pick_device
+    from jojogan.toy.demo import _grid, _save_png
+    from jojogan.toy.flags import load_style_modules, settings_from_args
+    from jojogan.toy.model import ToyModelMissing, load_toy_model
+    from jojogan.toy.quality import toy_style_quality
+    from jojogan.toy.recipes import _describe
     from jojogan.toy.render import style_names
 
     torch.set_num_threads(a.threads)

@@ -10,16 +10,9 @@ import time
 import pytest
 import torch
 
-from jojogan.__main__ import (
-    DEFAULT_RECIPE,
-    RECIPES,
-    ToyInversion,
-    _describe,
-    add_recipe_arguments,
-    invert_toy,
-    settings_from_args,
-    toy_settings,
-)
+from jojogan.toy.flags import add_recipe_arguments, settings_from_args
+from jojogan.toy.quality import invert_toy
+from jojogan.toy.recipes import DEFAULT_RECIPE, RECIPES, ToyInversion, _describe, toy_settings
 from tests.tiny_models import tiny_d, tiny_g
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -181,7 +174,7 @@ def test_toy_quality_refines_the_inputs_codes_and_not_the_references(monkeypatch
     """input_refine_steps reaches the inputs' inversion only (on top of refine_steps); the
     reference's takes refine_steps and its edge steps, and the metrics say which was used.
     (Wiring only: invert_toy and the warp are recorded / stubbed, the fine-tune is 2 steps.)"""
-    import jojogan.__main__ as cli
+    import jojogan.toy.quality as cli
     import jojogan.toy.score as score
     from jojogan.finetune import FinetuneSettings
 
@@ -241,7 +234,7 @@ def test_colour_copy_keeps_the_inputs_geometry_and_takes_the_references_colours(
     fixed-palette style (neon) it is the truth for any reference; on popart (background colour
     from the input's background hue) its colours are off while its edges stay nearer the truth's
     than another face's do (posterising other tones moves some edges)."""
-    from jojogan.__main__ import reference_copy
+    from jojogan.toy.quality import reference_copy
     from jojogan.toy.render import render_torch, sample_params
     from jojogan.toy.score import palette_distance, structure_similarity
 
@@ -266,7 +259,7 @@ def test_reference_copy_takes_exactly_the_named_fields_from_the_reference():
     nothing else: the identity copy (geometry and gaze) keeps the inputs' colours and pose; a
     single field (popart's background hue) changes only that; unknown names and an empty
     reference are clear errors."""
-    from jojogan.__main__ import reference_copy
+    from jojogan.toy.quality import reference_copy
     from jojogan.toy.render import (
         FIELD_GROUPS,
         FIELD_INDEX,
@@ -330,8 +323,8 @@ def test_supervised_bound_fine_tunes_on_true_pairs_without_mixing(monkeypatch):
     the fine-tunes are 2 steps.)"""
     import dataclasses
 
-    import jojogan.__main__ as cli
     import jojogan.finetune as ft
+    import jojogan.toy.quality as cli
     import jojogan.toy.score as score
     from jojogan.finetune import FinetuneSettings
     from jojogan.toy.render import render_torch, sample_params
@@ -374,7 +367,7 @@ def test_supervised_bound_fine_tunes_on_true_pairs_without_mixing(monkeypatch):
 
 @pytest.mark.parametrize("k", [-1, True, 2.0])
 def test_supervised_bound_rejects_bad_pair_counts_before_any_work(k, monkeypatch):
-    import jojogan.__main__ as cli
+    import jojogan.toy.quality as cli
 
     monkeypatch.setattr(cli, "invert_toy", lambda *a, **k: pytest.fail("worked first"))
     with pytest.raises(ValueError, match="supervised_pairs"):
@@ -411,7 +404,7 @@ def test_invert_toy_reports_its_steps_across_its_stages():
 def test_toy_quality_announces_every_phase_and_can_skip_the_benchmarks_baselines(monkeypatch):
     """progress announces the phases in order (step 0) and numbers the inversions' steps;
     extra_baselines=False leaves out the warped reference and the copies (not computed)."""
-    import jojogan.__main__ as cli
+    import jojogan.toy.quality as cli
     import jojogan.toy.score as score
     from jojogan.finetune import FinetuneSettings
 
@@ -461,15 +454,16 @@ def _run_demo(tmp_path, capsys, monkeypatch, *argv):
     from PIL import Image
 
     import jojogan.__main__ as cli
+    import jojogan.toy.demo as demo
 
     drawn = {}
-    real = cli._labeled_grid
+    real = demo._labeled_grid
 
     def spy(headers, rows, **kw):
         drawn.update(headers=list(headers), rows=rows, kw=kw)
         return real(headers, rows, **kw)
 
-    monkeypatch.setattr(cli, "_labeled_grid", spy)
+    monkeypatch.setattr(demo, "_labeled_grid", spy)
     out = tmp_path / "demo.png"
     assert cli.main(["demo", *FAST, "--out", str(out), *argv]) == 0
     return capsys.readouterr().out, np.asarray(Image.open(out).convert("RGB")), drawn
@@ -478,14 +472,15 @@ def _run_demo(tmp_path, capsys, monkeypatch, *argv):
 def test_demo_default_style_is_the_best_scoring_one():
     """The demo's default style is the one the toy benchmark scores best with the default recipe
     (ink, x1.86 on seed 0: docs/toy_domain.md's table), and --style defaults to it."""
-    import jojogan.__main__ as cli
+    import jojogan.toy.demo as demo
+    import jojogan.toy.recipes as recipes
 
-    assert cli.DEFAULT_STYLE == "ink" and cli.DEMO_FACES == 4
-    assert cli.DEFAULT_RECIPE == "refined" and RECIPES["refined"]["steps"] == 300
+    assert recipes.DEFAULT_STYLE == "ink" and demo.DEMO_FACES == 4
+    assert recipes.DEFAULT_RECIPE == "refined" and RECIPES["refined"]["steps"] == 300
 
 
 def test_demo_leaves_a_core_to_the_rest_of_the_machine(monkeypatch):
-    import jojogan.__main__ as cli
+    import jojogan.toy.demo as cli
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     for cores, want in ((1, 1), (2, 1), (8, 7)):
@@ -503,7 +498,7 @@ def test_demo_grid_has_a_header_row_and_one_row_per_face(tmp_path, capsys, monke
     drawn."""
     import numpy as np
 
-    import jojogan.__main__ as cli
+    import jojogan.toy.demo as cli
 
     text, png, drawn = _run_demo(tmp_path, capsys, monkeypatch)
     headers = drawn["headers"]
