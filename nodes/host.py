@@ -47,11 +47,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 from torch import nn
 
 from jojogan import weights
 from jojogan.devices import pick_device
+from jojogan.faces import detect
 from jojogan.images import image_grid
+from jojogan.toy.render import load_style_module
 
 FOLDER_MODELS = "jojogan"
 FOLDER_DETECTION = "facedetection"
@@ -185,8 +188,6 @@ def _move(m: Any, device: torch.device) -> None:
 def preview_image(images: torch.Tensor) -> Any:
     """[B,3,H,W] in [-1,1] -> ComfyUI's preview tuple ``("JPEG", PIL image, max size)``: the
     images in a near-square grid (what ``latent_preview`` passes for KSampler)."""
-    from PIL import Image
-
     x = images.detach().float().clamp(-1, 1).cpu()
     grid = image_grid(x, cols=math.ceil(math.sqrt(x.shape[0])), pad=2, fill=-1.0)
     arr = grid.add(1).mul(127.5).round().byte().permute(1, 2, 0).numpy()
@@ -581,12 +582,7 @@ CACHE = ModelCache()
 def clear_cache() -> int:
     """Drop every cached model (and free accelerator memory); returns how many were dropped."""
     n = CACHE.clear()
-    try:
-        from jojogan.faces import detect
-
-        detect._CACHE.clear()
-    except Exception:
-        pass
+    detect._CACHE.clear()  # the face detectors built by jojogan.faces.get_detector
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -599,8 +595,6 @@ def load_toy_style_modules(env: Mapping[str, str] | None = None) -> list[str]:
     Render node. The list comes from whoever starts the server: no workflow can name a file to
     run. A file that cannot be loaded is a warning naming it (nothing of it registered); the
     others still load and the pack still loads."""
-    from jojogan.toy.render import load_style_module
-
     env = os.environ if env is None else env
     names: list[str] = []
     for path in filter(None, (p.strip() for p in env.get(TOY_STYLES_ENV, "").split(os.pathsep))):

@@ -11,6 +11,8 @@ import torch
 from jojogan import checkpoints as ck
 from jojogan import faces as jf
 from jojogan import style_model as jsm
+from jojogan.arcface import load_arcface
+from jojogan.encoders import load_encoder
 
 from . import host
 from . import sockets as S
@@ -104,8 +106,6 @@ class LoadEncoder:
 
     @_node_errors(DISPLAY)
     def load(self, encoder_name: str):
-        from jojogan.encoders import load_encoder
-
         path = host.resolve_model(self.DISPLAY, "encoder_name", encoder_name)
         with _reading(self.DISPLAY, "encoder_name"):
             return (
@@ -142,8 +142,6 @@ class LoadArcFace:
 
     @_node_errors(DISPLAY)
     def load(self, model_name: str):
-        from jojogan.arcface import load_arcface
-
         path = host.resolve_model(self.DISPLAY, "model_name", model_name)
         with _reading(self.DISPLAY, "model_name"):
             return (

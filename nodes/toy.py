@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 
 from jojogan.images import check_output_budget
+from jojogan.toy import render
+from jojogan.toy.model import TOY_FILE, find_toy_dir, load_toy_model
 
 from . import host
 from . import sockets as S
@@ -34,8 +36,6 @@ class LoadToyModel:
 
     @_node_errors(DISPLAY)
     def load(self):
-        from jojogan.__main__ import TOY_FILE, find_toy_dir, load_toy_model
-
         folder = find_toy_dir()  # the shipped jojogan/toy/weights, or $JOJOGAN_TOY_DIR
         gpath = folder / TOY_FILE
 
@@ -68,8 +68,6 @@ class ToyRender:
 
     @classmethod
     def INPUT_TYPES(cls):
-        from jojogan.toy import render
-
         return {
             "required": {
                 "style": (
@@ -108,8 +106,6 @@ class ToyRender:
 
     @_node_errors(DISPLAY)
     def render(self, style, seed, count, size):
-        from jojogan.toy import render
-
         check_output_budget(
             count, size, size, what=f"{self.DISPLAY}: 'count' {count} at 'size' {size}"
         )

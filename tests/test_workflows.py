@@ -288,7 +288,7 @@ def test_toy_workflow_inverts_as_the_default_toy_recipe():
     """The toy workflow and `python -m jojogan demo` do the same: the encoder's code of the
     reference, then EDGE_STEPS steps matching its edges at EDGE_LR; the inputs' encoder codes
     refined input_refine_steps steps at REFINE_LR on pixels and the discriminator's features."""
-    from jojogan.__main__ import EDGE_LR, REFINE_LR, toy_settings
+    from jojogan.toy.recipes import EDGE_LR, REFINE_LR, toy_settings
 
     _, inv = toy_settings(None)
     wf = json.loads((WF_DIR / "api" / "jojogan_toy_demo.json").read_text())
