@@ -123,6 +123,25 @@ def test_smoke_run_writes_loadable_weights_card_and_finite_losses(tmp_path):
     ck = load_stylegan2(tmp_path / "toy_stylegan2.safetensors")
     assert ck.g_ema is not None and ck.d is not None and ck.size == 16
 
+
+def test_one_toy_loader_finds_the_folder_for_every_caller(tmp_path, monkeypatch):
+    """The demo's, the benchmarks' and the node's loader (load_toy_model) is load_toy: the same
+    folder lookup ($JOJOGAN_TOY_DIR when no folder is given) and the same weights."""
+    from jojogan.toy.model import load_toy_model
+
+    torch.manual_seed(0)
+    train(_tiny(enc_steps=0), tmp_path, device="cpu", log=None)
+    monkeypatch.setenv("JOJOGAN_TOY_DIR", str(tmp_path))
+    g, d, enc, latent_avg, cfg = load_toy()
+    g2, d2, enc2, cfg2 = load_toy_model()
+    assert cfg == cfg2 and cfg.size == 16 and latent_avg.shape == (32,)
+    for a, b in ((g, g2), (d, d2), (enc, enc2)):
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    monkeypatch.setenv("JOJOGAN_TOY_DIR", str(tmp_path / "elsewhere"))
+    with pytest.raises(FileNotFoundError, match="toy weights not found in .*elsewhere"):
+        load_toy_model()
+
     # the ground-truth evaluation runs on it (with a throwaway regressor)
     from jojogan.toy.train import evaluate_model
 
@@ -152,7 +171,7 @@ def test_bad_settings_fail_before_any_work(tmp_path):
         _tiny(channels=(8, 8)).channel_map()
     assert main(["--out", str(tmp_path / "c"), "--size", "16", "--channels", "8,8"]) == 2
     assert not (tmp_path / "c" / "toy_stylegan2.safetensors").exists()
-    with pytest.raises(FileNotFoundError, match="no toy model there"):
+    with pytest.raises(FileNotFoundError, match="toy weights not found in .*jojogan.toy.train"):
         load_toy(tmp_path / "nothing")
 
 

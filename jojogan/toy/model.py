@@ -10,12 +10,11 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from . import GENERATOR_FILE, ToyWeightsMissing, find_weights_dir
+from . import ENCODER_FILE, GENERATOR_FILE, ToyWeightsMissing, find_weights_dir
 
 # ----------------------------------------------------------------------------------------------
 # Configuration and models
@@ -186,23 +185,29 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
     return load_file(path), read_safetensors_metadata(path)
 
 
+# The toy model is found by one function (jojogan.toy); these names are kept for the callers.
+TOY_FILE = GENERATOR_FILE
+ToyModelMissing = ToyWeightsMissing
+find_toy_dir = find_weights_dir
+
+
 def load_toy(
-    out_dir: str | os.PathLike, device: str | torch.device = "cpu"
+    toy_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, nn.Module, ToyEncoder | None, torch.Tensor, ToyConfig]:
-    """Load (g_ema, d, encoder or None, latent_avg [style_dim], config) written by `train`."""
-    d_path = Path(out_dir)
-    gp = d_path / "toy_stylegan2.safetensors"
-    if not gp.is_file():
-        raise FileNotFoundError(
-            f"{gp}: no toy model there; train one with `python -m jojogan.toy.train --out {d_path}`"
-        )
+    """The one toy loader: (g_ema, d, encoder or None, latent_avg [style_dim], config) as
+    `jojogan.toy.train` writes them, from the folder `find_toy_dir` finds (``toy_dir``, else
+    $JOJOGAN_TOY_DIR, else the shipped weights), in eval mode on ``device``. Files are read by
+    the safe reader (jojogan.checkpoints), keys strict. Raises `ToyModelMissing` (a
+    FileNotFoundError saying how to get one) when the folder has no generator."""
+    folder = find_toy_dir(toy_dir)
+    gp = folder / GENERATOR_FILE
     tensors, meta = _read_safetensors(gp)
     cfg = _config_from_meta(meta, gp)
     g, d, e = build_models(cfg)
     g.load_state_dict(_sub(tensors, "g_ema"), strict=True)
     d.load_state_dict(_sub(tensors, "d"), strict=True)
     latent_avg = tensors["latent_avg"]
-    ep = d_path / "toy_encoder.safetensors"
+    ep = folder / ENCODER_FILE
     enc: ToyEncoder | None = None
     if ep.is_file():
         et, _ = _read_safetensors(ep)
@@ -211,18 +216,10 @@ def load_toy(
     return g.to(device).eval(), d.to(device).eval(), enc, latent_avg.to(device), cfg
 
 
-# The toy model is found by one function (jojogan.toy); these names are kept for the callers.
-TOY_FILE = GENERATOR_FILE
-ToyModelMissing = ToyWeightsMissing
-find_toy_dir = find_weights_dir
-
-
 def load_toy_model(
     toy_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu"
-) -> tuple[nn.Module, nn.Module, nn.Module | None, Any]:
-    """(generator, discriminator, encoder or None, config) of the toy model (see find_toy_dir)."""
-    p = find_toy_dir(toy_dir)
-    g, d, enc, _latent_avg, cfg = load_toy(p, device)
-    if enc is not None and not hasattr(enc, "input_size"):
-        enc.input_size = int(g.size)  # jojogan.invert resizes to the encoder's input size
+) -> tuple[nn.Module, nn.Module, nn.Module | None, ToyConfig]:
+    """(generator, discriminator, encoder or None, config): `load_toy` without the mean latent,
+    as the demo, the benchmarks and the Load Toy Model node take it."""
+    g, d, enc, _latent_avg, cfg = load_toy(toy_dir, device)
     return g, d, enc, cfg
