@@ -61,8 +61,7 @@ def _ffhq_models(size: int, dev):
 
 def _toy_models(toy_dir: str | None, dev):
     sys.path.insert(0, str(ROOT))
-    from jojogan.toy.model import ToyModelMissing, load_toy_model
-    from jojogan.toy.train import ToyConfig, build_models
+    from jojogan.toy.model import ToyConfig, ToyModelMissing, build_models, load_toy_model
 
     try:
         g, d, _enc, _cfg = load_toy_model(toy_dir, dev)
