@@ -11,13 +11,17 @@ benchmark scores best), inverts it, fine-tunes the toy generator on its paired s
 stylizes unseen photo-style toy faces at three intensities (feature interpolation, Sec. 4) and
 writes one labelled PNG grid (a header row; one row per unseen face; columns: the reference,
 once, the input photo, the outputs at intensity 1/3, 2/3, 1, the ground truth render in the
-style) plus the toy-domain quality score (`toy_style_quality`, also used by
-benchmarks/bench_toy_quality.py) and one line explaining it. Each phase prints a progress line
+style) plus the toy-domain quality score (`jojogan.toy.quality.toy_style_quality`, also used
+by benchmarks/bench_toy_quality.py) and one line explaining it. Each phase prints a progress line
 with the seconds elapsed. No download: it needs the toy model's weights, shipped in
 jojogan/toy/weights/ (or trained by `python -m jojogan.toy.train`).
-The recipe is `RECIPES[DEFAULT_RECIPE]` ("refined": the released code's fine-tune, with the
-reference's code matched to its edges and the inputs' codes refined toward their photos) unless
-flags say otherwise (`add_recipe_arguments`).
+The recipe is `jojogan.toy.recipes.RECIPES[DEFAULT_RECIPE]` ("refined": the released code's
+fine-tune, with the reference's code matched to its edges and the inputs' codes refined toward
+their photos) unless flags say otherwise (`jojogan.toy.flags.add_recipe_arguments`).
+
+This module only parses arguments: the demo's pipeline is `jojogan.toy.demo.run_demo`, the toy
+model's one loader `jojogan.toy.model.load_toy_model`; ``python -m jojogan download`` is
+`jojogan.weights.download_main`.
 """
 
 from __future__ import annotations
