@@ -762,3 +762,25 @@ def test_resume_continues_the_global_stream(models):
         torch.equal(v, res.generator.state_dict()[k]) for k, v in _bytes(full.generator).items()
     )
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_settings_from_widgets_maps_the_finetune_node_once(models):
+    """The Finetune node's widget values -> FinetuneSettings: the released recipe without a
+    paired set (exactly FinetuneSettings.released), the paired set's mask with one; layer text
+    parsed against the models; unknown names and misplaced widgets refused by name."""
+    from jojogan.finetune import settings_from_widgets
+
+    g, d = models
+    st = settings_from_widgets(g, d, steps=7, seed=3, strength=0.5)
+    assert st == FinetuneSettings.released(7, 0.5, False, seed=3, rng="global")
+    st = settings_from_widgets(g, d, steps=7, feature_layers="0,2-3", lr=1e-3)
+    assert st.feature_layers == (0, 2, 3) and st.lr == 1e-3
+    mixing = {"space": "w+", "preset": "full", "layers": None, "blend": 1.0}
+    st = settings_from_widgets(g, d, mixing=mixing, steps=5)
+    assert st.steps == 5 and st.rng != "global"
+    with pytest.raises(ValueError, match="'strength'"):
+        settings_from_widgets(g, d, mixing=mixing, strength=0.5)
+    with pytest.raises(ValueError, match="not Finetune widgets"):
+        settings_from_widgets(g, d, no_such_widget=1)
+    with pytest.raises(ValueError, match="'feature_layers'"):
+        settings_from_widgets(g, d, feature_layers="0-99999999")

@@ -327,3 +327,29 @@ def test_restyle_encoder_through_invert_uses_n_iters():
         expected = enc(resize_square(x, 256), n_iters=2)
         one = enc(resize_square(x, 256), n_iters=1)
     assert torch.equal(w, expected) and not torch.equal(w, one)
+
+
+def test_invert_with_decides_the_inversion_the_invert_node_runs(gen):
+    """invert_with (the Invert node's one call): encoder codes; optimize refines them (starts
+    from them: step 1 is no worse); blend_layers text becomes the blend mask; objective and
+    blend_layers are refused where they would not apply."""
+    from jojogan.invert import invert_with, optimises
+
+    enc = FakeEncoder(gen.n_latent)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    w_enc = invert_with("encoder", x, gen, encoder=enc)
+    assert torch.equal(w_enc, invert(x, gen, "encoder", encoder=enc))
+    assert optimises("optimize", enc) and optimises("blend", None)
+    assert not optimises("blend", enc) and not optimises("encoder", enc)
+    w_opt = invert_with("optimize", x, gen, encoder=enc, steps=2, lr=0.01)
+    assert torch.equal(w_opt, invert(x, gen, "optimize", steps=2, lr=0.01, init=w_enc))
+    w_blend = invert_with("blend", x, gen, encoder=enc, blend_layers="0-3")
+    mean = mean_codes(gen).w
+    assert torch.equal(w_blend[:, :4], w_enc[:, :4])
+    assert torch.allclose(w_blend[0, 4:], mean[0].expand(gen.n_latent - 4, -1))
+    with pytest.raises(ValueError, match="blend_layers"):
+        invert_with("encoder", x, gen, encoder=enc, blend_layers="0-3")
+    with pytest.raises(ValueError, match="blend_layers"):
+        invert_with("blend", x, gen, encoder=enc, blend_layers=f"0-{gen.n_latent}")
+    with pytest.raises(ValueError, match="objective"):
+        invert_with("encoder", x, gen, encoder=enc, objective="edges")
