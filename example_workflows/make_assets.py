@@ -419,7 +419,7 @@ def toy_run(threads: int = 2, log: Callable[[str], None] = print) -> dict:
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from jojogan.__main__ import load_toy_model
+    from jojogan.toy.model import load_toy_model
     from jojogan.finetune import FinetuneSettings, finetune
     from jojogan.invert import invert
     from jojogan.stylize import stylize

@@ -32,27 +32,9 @@ from collections.abc import Sequence
 
 from jojogan.toy.demo import DEMO_FACES, run_demo
 from jojogan.toy.flags import add_recipe_arguments, add_style_module_argument
+from jojogan.toy.recipes import DEFAULT_STYLE
 
-# Toy library names kept importable from here for the callers that still do (the workflows'
-# asset script, some tests, nodes/toy.py); they live in jojogan.toy.*.
-from jojogan.toy.model import TOY_FILE, ToyModelMissing, find_toy_dir, load_toy_model
-from jojogan.toy.quality import d_style, reference_copy, toy_style_quality
-from jojogan.toy.recipes import DEFAULT_STYLE, EDGE_LR, REFINE_LR, ToyInversion, toy_settings
-
-__all__ = [
-    "EDGE_LR",
-    "REFINE_LR",
-    "TOY_FILE",
-    "ToyInversion",
-    "ToyModelMissing",
-    "d_style",
-    "find_toy_dir",
-    "load_toy_model",
-    "main",
-    "reference_copy",
-    "toy_settings",
-    "toy_style_quality",
-]
+__all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -627,7 +627,7 @@ def test_every_loaded_tensor_is_finite_or_the_file_is_refused(tmp_path, good, fm
 def test_nan_toy_model_is_refused_by_the_toy_loader(tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from jojogan.__main__ import load_toy_model
+    from jojogan.toy.model import load_toy_model
     from jojogan.toy import SHIPPED_DIR
 
     src = SHIPPED_DIR / "toy_stylegan2.safetensors"

@@ -85,7 +85,7 @@ def load_base_model(
             "docstring; the GPU command takes ~8 minutes), or pass weights_dir= a folder that "
             "has them."
         )
-    from .train import load_toy
+    from .model import load_toy
 
     g, d, enc, latent_avg, _cfg = load_toy(folder, device=device)
     if enc is None:  # pragma: no cover - checked above
