@@ -1,11 +1,15 @@
 """The toy-faces renderer: deterministic, shaped as documented, styles share the identity."""
 
+import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from jojogan.images import OUTPUT_BUDGET_ENV
+from jojogan.toy import render as render_mod
 from jojogan.toy.render import (
     FIELD_GROUPS,
     FIELD_NAMES,
@@ -13,10 +17,12 @@ from jojogan.toy.render import (
     STYLES,
     FaceParams,
     Scene,
+    UnknownStyleError,
     load_style_module,
     register_style,
     render,
     render_batch,
+    render_chunk_size,
     render_float,
     render_torch,
     sample_params,
@@ -156,7 +162,7 @@ def test_gaze_moves_the_iris_by_pixels_at_64px():
 def test_style_names_can_hold_out_styles_and_new_styles_register():
     held = style_names(exclude=["ink", "popart"])
     assert "ink" not in held and "photo" in held
-    with pytest.raises(KeyError, match="unknown styles"):
+    with pytest.raises(ValueError, match="unknown style 'nope'; known styles: photo"):
         style_names(exclude=["nope"])
     with pytest.raises(ValueError, match="already registered"):
         register_style("photo", "dup")(lambda sc: sc.background())
@@ -220,7 +226,7 @@ def test_bad_style_files_are_clear_errors_and_register_nothing(
 
 def test_bad_inputs_give_clear_errors():
     p = sample_params(0)
-    with pytest.raises(KeyError, match="unknown style 'nope'"):
+    with pytest.raises(ValueError, match="unknown style 'nope'"):
         render(p, "nope")
     with pytest.raises(ValueError, match="size"):
         render(p, "photo", 4)
@@ -240,3 +246,70 @@ def test_sample_photos_returns_params_and_matching_images():
     p, imgs = sample_photos(3, 2, 32)
     assert len(p) == 2 and imgs.shape == (2, 32, 32, 3)
     assert np.array_equal(imgs, render_batch(p, "photo", 32))
+
+
+def test_an_unknown_style_is_a_value_error_listing_the_known_styles():
+    for bad in ("no_such_style", "x" * 5000, None, ["photo"]):
+        with pytest.raises(UnknownStyleError) as ei:
+            render_float(sample_params(0), bad, 16)
+        msg = str(ei.value)
+        assert isinstance(ei.value, ValueError) and len(msg) <= 300, msg
+        assert "known styles: " + ", ".join(STYLES) in msg
+        assert "x" * 41 not in msg  # user input quoted to 40 characters at most
+    with pytest.raises(KeyError):  # still what a registry lookup raised before
+        render_batch(sample_params(0), "nope", 16)
+
+
+def test_chunks_never_change_the_pixels():
+    p = sample_params(7, 9)
+    for style in ("photo", "sketch", "watercolor"):
+        whole = render_float(p, style, 24, chunk=32)
+        for chunk in (1, 4):
+            assert np.array_equal(render_float(p, style, 24, chunk=chunk), whole)
+        assert np.array_equal(
+            render_batch(p, style, 24, chunk=2), (whole * 255.0 + 0.5).astype(np.uint8)
+        )
+        want = torch.from_numpy(whole).permute(0, 3, 1, 2).contiguous() * 2.0 - 1.0
+        assert torch.equal(render_torch(p, style, 24, chunk=3), want)
+    with pytest.raises(ValueError, match="chunk must be an integer >= 1"):
+        render_float(p, "photo", 24, chunk=0)
+
+
+def test_the_chunk_follows_the_working_memory_bound():
+    assert render_chunk_size(64) == 32  # the toy size: unchanged
+    assert render_chunk_size(1024) == 1  # ~0.8 GB a face: one at a time
+    assert 1 < render_chunk_size(256) < 32
+    assert render_chunk_size(1024, chunk=5) == 5
+
+
+def test_peak_memory_is_the_output_plus_one_chunk_not_count_times_a_face(monkeypatch):
+    """Toy Render count=256 at 1024 px once took ~0.7 GB a face, all at once; now the output is
+    allocated once and the faces render one chunk at a time (here one face a chunk)."""
+    size, count = 96, 24
+    per_face = render_mod._WORK_BYTES_PER_PX * (2 * size) ** 2
+    monkeypatch.setattr(render_mod, "RENDER_WORK_BYTES", per_face)
+    assert render_chunk_size(size) == 1
+    p = sample_params(1, count)
+    render_float(p[:1], "photo", size)  # the cached noise texture, outside the measurement
+    tracemalloc.start()
+    try:
+        out = render_float(p, "photo", size)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < out.nbytes + 1.5 * per_face, (peak, out.nbytes, per_face)
+    assert peak < count * per_face / 4  # what rendering every face at once needed
+
+
+def test_an_output_over_the_budget_is_refused_before_rendering(monkeypatch):
+    monkeypatch.setenv(OUTPUT_BUDGET_ENV, "0.5")
+    monkeypatch.setattr(render_mod, "Scene", None)  # rendering anything would fail differently
+    p = sample_params(0, 64)
+    for fn in (render_float, render_torch, render_batch):
+        start = time.perf_counter()
+        with pytest.raises(ValueError) as ei:
+            fn(p if fn is not render_batch else sample_params(0, 256), "photo", 1024)
+        assert time.perf_counter() - start < 0.5
+        msg = str(ei.value)
+        assert "faces at size 1024" in msg and "images of 1024x1024" in msg, msg
+        assert OUTPUT_BUDGET_ENV in msg and len(msg) <= 300

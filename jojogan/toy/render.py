@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,15 +35,18 @@ __all__ = [
     "FIELDS",
     "FIELD_GROUPS",
     "HAIR_STYLES",
+    "RENDER_WORK_BYTES",
     "STYLES",
     "FaceParams",
     "GeometryOptions",
     "Scene",
     "Style",
+    "UnknownStyleError",
     "load_style_module",
     "register_style",
     "render",
     "render_batch",
+    "render_chunk_size",
     "render_torch",
     "sample_params",
     "sample_photos",
@@ -340,7 +343,7 @@ def _grid(s: int) -> tuple[np.ndarray, np.ndarray]:
     return t[None, None, :], t[None, :, None]  # X [1,1,S], Y [1,S,1]
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=3)  # 64 MiB each at 1024 px: keep a few sizes only
 def _noise_bank(s: int) -> np.ndarray:
     """A fixed [2S, 2S] float32 noise texture, zero mean, unit-ish std, slightly smoothed."""
     rng = np.random.default_rng(20221012)
@@ -618,12 +621,28 @@ def register_style(
     return deco
 
 
+class UnknownStyleError(ValueError, KeyError):
+    """A style name that is not registered. A ValueError (the project's user errors) that is
+    also a KeyError (what a registry lookup raised before), with a plain message."""
+
+    __str__ = BaseException.__str__
+
+
+def _unknown(who: str, names: Iterable[object]) -> UnknownStyleError:
+    quoted = ", ".join(repr(str(n)[:40]) for n in names)
+    return UnknownStyleError(
+        f"{who}: unknown style {quoted}; known styles: {', '.join(STYLES)} (or register one "
+        "with register_style / load_style_module)"
+    )
+
+
 def style_names(exclude: Iterable[str] = ()) -> list[str]:
-    """Registered style names, registry order, without those in `exclude`."""
-    ex = set(exclude)
+    """Registered style names, registry order, without those in `exclude`. An unknown name
+    in `exclude` raises `UnknownStyleError` (a ValueError) listing the known styles."""
+    ex = {str(e) for e in exclude}
     unknown = ex - set(STYLES)
     if unknown:
-        raise KeyError(f"style_names: unknown styles {sorted(unknown)}; known: {list(STYLES)}")
+        raise _unknown("style_names", sorted(unknown))
     return [s for s in STYLES if s not in ex]
 
 
@@ -994,38 +1013,100 @@ def _as_params(params: FaceParams | Sequence[FaceParams] | np.ndarray) -> FacePa
 
 
 def _check(style: str, size: int) -> Style:
-    if style not in STYLES:
-        raise KeyError(f"render: unknown style {style!r}; known styles: {', '.join(STYLES)}")
+    if not isinstance(style, str) or style not in STYLES:
+        raise _unknown("render", [style])
     if not isinstance(size, (int, np.integer)) or size < 8 or size > 2048:
         raise ValueError(f"render: size must be an int in [8, 2048], got {size!r}")
     return STYLES[style]
+
+
+#: Working memory (bytes) that one chunk of faces may use while it renders; above it the faces
+#: render one at a time. Peak memory is then about the output plus one chunk, whatever the count.
+RENDER_WORK_BYTES = 512 << 20
+#: Measured working memory of one face, per supersampled pixel: ~50 float32 fields of the grid
+#: (distance fields, coverages, colour layers, the noise texture), across the built-in styles.
+_WORK_BYTES_PER_PX = 200
+
+
+def render_chunk_size(size: int, chunk: int | None = None) -> int:
+    """Faces per chunk at ``size`` px: ``chunk`` when given, else as many (at most 32) as fit
+    `RENDER_WORK_BYTES`, and at least one. Chunking never changes the pixels."""
+    if chunk is not None:
+        if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+            raise ValueError(f"render: chunk must be an integer >= 1, got {chunk!r}")
+        return int(chunk)
+    per_face = _WORK_BYTES_PER_PX * (2 * int(size)) ** 2
+    return int(max(1, min(32, RENDER_WORK_BYTES // per_face)))
+
+
+def _prepare(
+    params: FaceParams | Sequence[FaceParams] | np.ndarray,
+    style: str,
+    size: int,
+    chunk: int | None,
+    bytes_per_value: int,
+) -> tuple[Style, FaceParams, int]:
+    """Check the style, size and params, refuse an output over the budget (before anything is
+    allocated), and choose the chunk."""
+    from ..images import check_output_budget
+
+    st = _check(style, size)
+    p = _as_params(params)
+    check_output_budget(
+        len(p),
+        int(size),
+        int(size),
+        what=f"render: {len(p)} faces at size {int(size)}",
+        bytes_per_value=bytes_per_value,
+    )
+    return st, p, render_chunk_size(size, chunk)
+
+
+def _chunks(p: FaceParams, st: Style, size: int, chunk: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(first index, [n, size, size, 3] float32 in [0, 1]) for each chunk of ``chunk`` faces;
+    each chunk's scene is freed before the next is built."""
+    ss = 2
+    for i in range(0, len(p), chunk):
+        sub = p[i : i + chunk]
+        scene = Scene(sub, int(size), st.geometry, ss)
+        img = st.fn(scene)
+        del scene
+        img = img.reshape(len(sub), size, ss, size, ss, 3).mean(axis=(2, 4))
+        yield i, np.clip(img, 0.0, 1.0)
 
 
 def render_float(
     params: FaceParams | Sequence[FaceParams] | np.ndarray,
     style: str = "photo",
     size: int = 64,
-    chunk: int = 32,
+    chunk: int | None = None,
 ) -> np.ndarray:
-    """[N, size, size, 3] float32 in [0, 1] (2x supersampled, box-filtered)."""
-    st = _check(style, size)
-    p = _as_params(params)
-    ss = 2
+    """[N, size, size, 3] float32 in [0, 1] (2x supersampled, box-filtered).
+
+    Rendered ``chunk`` faces at a time into one preallocated output (default: as many as fit
+    `RENDER_WORK_BYTES`, see `render_chunk_size`), so memory peaks near the output's size. An
+    output over `jojogan.images.check_output_budget` is refused before anything is allocated;
+    an unknown style is an `UnknownStyleError` (a ValueError) listing the known ones."""
+    st, p, chunk = _prepare(params, style, size, chunk, 4)
     out = np.empty((len(p), size, size, 3), dtype=np.float32)
-    for i in range(0, len(p), chunk):
-        sub = p[i : i + chunk]
-        scene = Scene(sub, int(size), st.geometry, ss)
-        img = st.fn(scene)
-        img = img.reshape(len(sub), size, ss, size, ss, 3).mean(axis=(2, 4))
-        out[i : i + len(sub)] = np.clip(img, 0.0, 1.0)
+    for i, img in _chunks(p, st, size, chunk):
+        out[i : i + len(img)] = img
     return out
 
 
 def render_batch(
-    params: FaceParams | Sequence[FaceParams] | np.ndarray, style: str = "photo", size: int = 64
+    params: FaceParams | Sequence[FaceParams] | np.ndarray,
+    style: str = "photo",
+    size: int = 64,
+    chunk: int | None = None,
 ) -> np.ndarray:
-    """Render N faces: uint8 [N, size, size, 3]. Deterministic in (params, style, size)."""
-    return (render_float(params, style, size) * 255.0 + 0.5).astype(np.uint8)
+    """Render N faces: uint8 [N, size, size, 3]. Deterministic in (params, style, size);
+    chunked as `render_float` (only the uint8 output is held whole)."""
+    st, p, chunk = _prepare(params, style, size, chunk, 1)
+    out = np.empty((len(p), size, size, 3), dtype=np.uint8)
+    for i, img in _chunks(p, st, size, chunk):
+        out[i : i + len(img)] = (img * 255.0 + 0.5).astype(np.uint8)
+    return out
 
 
 def render(params: FaceParams, style: str = "photo", size: int = 64) -> np.ndarray:
@@ -1041,14 +1122,19 @@ def render_torch(
     style: str = "photo",
     size: int = 64,
     device: object = None,
+    chunk: int | None = None,
 ):
-    """Render N faces as a torch float32 tensor [N, 3, size, size] in [-1, 1] on `device`."""
+    """Render N faces as a torch float32 tensor [N, 3, size, size] in [-1, 1] on `device`;
+    chunked as `render_float` (the output is allocated once, on the CPU)."""
     import torch
 
-    img = render_float(params, style, size)
-    t = torch.from_numpy(img).permute(0, 3, 1, 2).contiguous()
-    t = t * 2.0 - 1.0
-    return t.to(device) if device is not None else t
+    st, p, chunk = _prepare(params, style, size, chunk, 4)
+    out = torch.empty((len(p), 3, size, size), dtype=torch.float32)
+    for i, img in _chunks(p, st, size, chunk):
+        part = out[i : i + len(img)]
+        part.copy_(torch.from_numpy(img).permute(0, 3, 1, 2))
+        part.mul_(2.0).sub_(1.0)
+    return out.to(device) if device is not None else out
 
 
 def sample_photos(
