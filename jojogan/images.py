@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_MAX_ASPECT",
     "ImageInputError",
     "ImageInputWarning",
+    "check_image_size",
     "load_image",
     "load_frames",
     "pil_to_tensor",
@@ -155,6 +156,22 @@ def _identify_any(path: Path) -> str | None:
 
 def _check_shape(img: Image.Image, name: str, max_pixels: int, min_side: int, max_aspect: float):
     w, h = img.size
+    check_image_size(w, h, name, max_pixels=max_pixels, min_side=min_side, max_aspect=max_aspect)
+
+
+def check_image_size(
+    width: int,
+    height: int,
+    name: str = "image",
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_side: int = DEFAULT_MIN_SIDE,
+    max_aspect: float = DEFAULT_MAX_ASPECT,
+) -> None:
+    """The image size rules of `load_image`, from the size alone (nothing decoded or copied):
+    an :class:`ImageInputError` when ``width`` x ``height`` has no pixels, more than
+    ``max_pixels``, an aspect ratio over ``max_aspect`` or a shorter side under ``min_side``."""
+    w, h = int(width), int(height)
     if w <= 0 or h <= 0:
         raise ImageInputError(name, f"the image has no pixels ({w}x{h})")
     if w * h > max_pixels:
@@ -386,6 +403,24 @@ def _truncated_guard() -> None:
 # tensors (ComfyUI IMAGE and core images)
 
 _RANGE_TOL = 1e-3
+# core_to_comfy converts this many bytes of images at a time (its only temporaries)
+_CONVERT_CHUNK_BYTES = 64 << 20
+
+
+def _plain_tensor(t: torch.Tensor, name: str) -> torch.Tensor:
+    """Refuse tensors without ordinary data (meta: a shape only; sparse, nested or quantized
+    layouts) and detach one that requires grad (an IMAGE is data, not part of a graph)."""
+    if t.is_meta:
+        raise ImageInputError(
+            name, "a meta tensor (a shape without data) was given; pass a tensor with real values"
+        )
+    if t.layout != torch.strided or t.is_nested:
+        raise ImageInputError(
+            name, f"expected a dense tensor, got layout {t.layout}; convert it with .to_dense()"
+        )
+    if t.is_quantized:
+        raise ImageInputError(name, f"expected a float IMAGE, got quantized dtype {t.dtype}")
+    return t.detach() if t.requires_grad else t
 
 
 def validate_image_tensor(t: object, name: str = "image") -> torch.Tensor:
@@ -397,10 +432,12 @@ def validate_image_tensor(t: object, name: str = "image") -> torch.Tensor:
     :class:`ImageInputError` naming ``name``: not a tensor, rank other than 4 (``[H,W,3]`` gets a
     hint to add the batch dimension), channel-first layout, other channel counts, integer/bool
     dtypes, an empty batch or zero-size image, NaN/inf, values clearly outside [0,1] (the message
-    says whether it looks like [-1,1] or [0,255]).
+    says whether it looks like [-1,1] or [0,255]), meta tensors (no data) and sparse/nested
+    layouts. A tensor that requires grad is detached (the result is never part of a graph).
     """
     if not isinstance(t, torch.Tensor):
         raise ImageInputError(name, f"expected a torch.Tensor IMAGE, got {type(t).__name__}")
+    t = _plain_tensor(t, name)
     shape = tuple(t.shape)
     if t.dim() != 4:
         hint = ""
@@ -534,14 +571,24 @@ def comfy_to_core(images: torch.Tensor, name: str = "image") -> torch.Tensor:
 def core_to_comfy(images: torch.Tensor, name: str = "image") -> torch.Tensor:
     """Core ``[B,3,H,W]`` in [-1,1] -> ComfyUI ``IMAGE`` ``[B,H,W,3]`` float32 in [0,1].
 
-    Values are clamped (a generator's output slightly overshoots [-1,1]); NaN is refused.
+    Values are clamped (a generator's output slightly overshoots [-1,1]); NaN is refused. The
+    result is allocated once and converted in place, image by image: memory peaks at the input
+    plus the output.
     """
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise ImageInputError(name, f"expected a core image [B,3,H,W], got {shape}")
-    if not images.is_floating_point():
-        raise ImageInputError(name, f"expected a float image in [-1,1], got {images.dtype}")
-    x = images.detach().to(torch.float32)
-    if not bool(torch.isfinite(x).all()):
-        raise ImageInputError(name, "the image contains NaN or infinite values")
-    return ((x.clamp(-1.0, 1.0) + 1.0) * 0.5).permute(0, 2, 3, 1).contiguous()
+    x = _plain_tensor(images, name)
+    if not x.is_floating_point():
+        raise ImageInputError(name, f"expected a float image in [-1,1], got {x.dtype}")
+    b, _, h, w = x.shape
+    out = torch.empty((b, h, w, 3), dtype=torch.float32, device=x.device)
+    step = max(1, _CONVERT_CHUNK_BYTES // (3 * h * w * 4))
+    for i in range(0, b, step):
+        src = x[i : i + step]
+        if not bool(torch.isfinite(src).all()):
+            raise ImageInputError(name, "the image contains NaN or infinite values")
+        part = out[i : i + step]
+        part.copy_(src.permute(0, 2, 3, 1))
+        part.clamp_(-1.0, 1.0).add_(1.0).mul_(0.5)
+    return out

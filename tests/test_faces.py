@@ -335,6 +335,57 @@ def test_small_faces_are_skipped_with_a_note_and_all_small_is_no_face(dlib_det, 
         align_faces(two_faces, 64, detector=dlib_det, min_face=500, name="group.jpg")
 
 
+class _MustNotDetect:
+    """A detector that fails the test when reached: the checks must come before detection."""
+
+    name = "must-not-detect"
+
+    def detect(self, image):  # pragma: no cover - reaching it is the failure
+        raise AssertionError("the detector ran before the size checks")
+
+
+@pytest.mark.parametrize(
+    "make,words",
+    [
+        (lambda: torch.rand(3, 1, 1), ["too small", "1x1"]),
+        (lambda: Image.new("RGB", (1, 1)), ["too small", "1x1"]),
+        # 100000 px a side: an expanded view allocates nothing; refused from its shape
+        (lambda: torch.zeros(3, 1, 1).expand(3, 100_000, 100_000), ["too many pixels"]),
+        (lambda: torch.zeros(3, 1, 1).expand(3, 100_000, 64), ["aspect ratio"]),
+        (lambda: Image.new("L", (100_000, 64)), ["aspect ratio"]),
+        (lambda: torch.empty(3, 64, 64, device="meta"), ["meta tensor"]),
+    ],
+)
+def test_photos_outside_the_image_size_rules_fail_before_detection(make, words):
+    start = time.perf_counter()
+    with pytest.raises(ImageInputError) as ei:
+        align_faces(make(), 64, detector=_MustNotDetect(), name="photo.png")
+    assert time.perf_counter() - start < 1.0
+    msg = str(ei.value)
+    assert msg.startswith("photo.png:") and len(msg) <= 300
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"size": 100_000}, r"size must be an integer in 8\.\.4096, got 100000"),
+        ({"size": 4}, "size must be"),
+        ({"size": 64.0}, "size must be"),
+        ({"size": True}, "size must be"),
+        ({"size": 4096, "supersample": 8}, "pixel limit; lower supersample or size"),
+        ({"size": 64, "supersample": 9}, "supersample must be"),
+    ],
+)
+def test_output_sizes_are_bounded_before_any_work(astro, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        align_faces(astro, detector=_MustNotDetect(), **kwargs)
+    if "supersample" not in kwargs:
+        with pytest.raises(ValueError, match=match):
+            align_video([astro], detector=_MustNotDetect(), **kwargs)
+
+
 def test_bad_arguments_get_clear_errors(dlib_det, astro):
     with pytest.raises(ValueError, match="which must be"):
         align_faces(astro, 64, detector=dlib_det, which="first")

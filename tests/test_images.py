@@ -17,9 +17,13 @@ import pytest
 import torch
 from PIL import Image, features
 
+from jojogan import images as jimages
 from jojogan.images import (
+    DEFAULT_MAX_PIXELS,
     ImageInputError,
     ImageInputWarning,
+    check_image_size,
+    check_output_budget,
     comfy_to_core,
     core_to_comfy,
     load_frames,
@@ -361,6 +365,85 @@ def test_comfy_core_round_trip():
         core_to_comfy(torch.zeros(1, 2, 2, 3))
     with pytest.raises(ImageInputError, match="NaN"):
         core_to_comfy(torch.full((1, 3, 2, 2), float("nan")))
+
+
+@pytest.mark.parametrize(
+    "make,words",
+    [
+        (lambda: torch.empty(1, 8, 8, 3, device="meta"), ["meta tensor", "real values"]),
+        (lambda: torch.rand(1, 8, 8, 3).to_sparse(), ["dense", "to_dense"]),
+    ],
+)
+def test_image_tensors_without_plain_data_are_refused(make, words):
+    for fn in (validate_image_tensor, comfy_to_core):
+        with pytest.raises(ImageInputError) as ei:
+            fn(make(), "reference")
+        msg = str(ei.value)
+        assert msg.startswith("reference:") and len(msg) <= 300
+        for w in words:
+            assert w in msg, (w, msg)
+    with pytest.raises(ImageInputError, match="meta tensor"):
+        core_to_comfy(torch.empty(1, 3, 8, 8, device="meta"), "images")
+
+
+def test_image_tensors_that_require_grad_are_detached():
+    x = torch.rand(2, 5, 6, 3, requires_grad=True)
+    out = validate_image_tensor(x)
+    assert not out.requires_grad and out.grad_fn is None and torch.equal(out, x.detach())
+    core = comfy_to_core(x)
+    assert not core.requires_grad
+    y = torch.rand(2, 3, 5, 6, requires_grad=True) * 2 - 1  # a non-leaf with a graph
+    back = core_to_comfy(y)
+    assert not back.requires_grad and back.grad_fn is None
+
+
+def test_core_to_comfy_converts_in_chunks_with_the_same_values(monkeypatch):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(7, 3, 5, 6, generator=gen) * 1.3  # overshoots [-1,1]: clamped
+    monkeypatch.setattr(jimages, "_CONVERT_CHUNK_BYTES", 3 * 5 * 6 * 4 * 2)  # 2 images a chunk
+    for dtype in (torch.float32, torch.float64, torch.bfloat16):
+        xd = x.to(dtype).float()  # the formula, on the whole batch at once
+        want = ((xd.clamp(-1.0, 1.0) + 1.0) * 0.5).permute(0, 2, 3, 1).contiguous()
+        got = core_to_comfy(x.to(dtype))
+        assert got.dtype == torch.float32 and got.is_contiguous() and torch.equal(got, want)
+    bad = x.clone()
+    bad[5, 1, 2, 3] = float("nan")  # in the last chunk
+    with pytest.raises(ImageInputError, match="NaN"):
+        core_to_comfy(bad)
+
+
+@pytest.mark.parametrize(
+    "w,h,words",
+    [
+        (1, 1, ["too small", "1x1"]),
+        (100_000, 100, ["aspect ratio"]),
+        (100_000, 100_000, ["too many pixels", f"{DEFAULT_MAX_PIXELS:,}"]),
+        (0, 5, ["no pixels"]),
+    ],
+)
+def test_check_image_size_applies_the_loader_rules_from_the_size_alone(w, h, words):
+    start = time.perf_counter()
+    with pytest.raises(ImageInputError) as ei:
+        check_image_size(w, h, "photo.png")
+    assert time.perf_counter() - start < 0.1
+    msg = str(ei.value)
+    assert msg.startswith("photo.png:") and len(msg) <= 300
+    for word in words:
+        assert word in msg, (word, msg)
+    check_image_size(640, 480, "photo.png")  # a normal photo passes
+
+
+def test_check_output_budget_names_count_and_size_and_honours_the_env(monkeypatch):
+    monkeypatch.setenv(jimages.OUTPUT_BUDGET_ENV, "0.01")  # 10 MiB
+    assert check_output_budget(4, 64, 64, what="Toy Render") == 4 * 64 * 64 * 3 * 4
+    with pytest.raises(ValueError) as ei:
+        check_output_budget(64, 1024, 1024, what="Toy Render: 'count' 64")
+    msg = str(ei.value)
+    assert "64 images of 1024x1024" in msg and "0.75 GiB" in msg and len(msg) <= 300
+    assert jimages.OUTPUT_BUDGET_ENV in msg
+    monkeypatch.setenv(jimages.OUTPUT_BUDGET_ENV, "lots")
+    with pytest.raises(ValueError, match="positive number of GiB"):
+        check_output_budget(1, 8, 8, what="x")
 
 
 def test_image_grid_lays_images_out_row_by_row_with_gaps():

@@ -43,7 +43,7 @@ from kornia.filters import gaussian_blur2d
 from kornia.geometry.transform import warp_affine
 from PIL import Image
 
-from ..images import ImageInputError, pil_to_tensor
+from ..images import DEFAULT_MAX_PIXELS, ImageInputError, check_image_size, pil_to_tensor
 from .detect import Detection, FaceDetector, get_detector, to_uint8_hwc
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "quad_to_matrix",
     "as_image_tensor",
     "DEFAULT_MIN_FACE",
+    "MAX_ALIGN_SIZE",
 ]
 
 #: Faces whose detector box is smaller than this (shorter side, px) are skipped with a FaceNote.
@@ -154,8 +155,11 @@ def quad_to_matrix(quad: np.ndarray, size: int) -> torch.Tensor:
 def as_image_tensor(image: Image.Image | torch.Tensor, name: str = "image") -> torch.Tensor:
     """A PIL image (any mode, via the project's loader rules) or a ``[3,H,W]`` float tensor in
     [0,1] -> ``[3,H,W]`` float32 in [0,1]. EXIF orientation is *not* applied here (``load_image``
-    does that for files; ComfyUI's LoadImage does it for its images)."""
+    does that for files; ComfyUI's LoadImage does it for its images). The size rules of
+    `jojogan.images.check_image_size` (too small, too many pixels, aspect ratio) are checked
+    from the size alone, before anything is converted or copied."""
     if isinstance(image, Image.Image):
+        check_image_size(*image.size, name)
         return pil_to_tensor(image, name)
     if not isinstance(image, torch.Tensor):
         raise ImageInputError(name, f"expected a PIL image or a tensor, got {type(image).__name__}")
@@ -163,6 +167,9 @@ def as_image_tensor(image: Image.Image | torch.Tensor, name: str = "image") -> t
         raise ImageInputError(
             name, f"expected an image tensor [3,H,W] in [0,1], got shape {tuple(image.shape)}"
         )
+    if image.is_meta:
+        raise ImageInputError(name, "a meta tensor (a shape without data); pass real values")
+    check_image_size(image.shape[2], image.shape[1], name)
     if not image.is_floating_point():
         raise ImageInputError(name, f"expected a float image in [0,1], got {image.dtype}")
     x = image.detach().to(torch.float32)
@@ -172,6 +179,30 @@ def as_image_tensor(image: Image.Image | torch.Tensor, name: str = "image") -> t
     if lo < -1e-3 or hi > 1.0 + 1e-3:
         raise ImageInputError(name, f"values must be in [0,1], found {lo:.4g}..{hi:.4g}")
     return x.clamp(0.0, 1.0)
+
+
+#: Largest aligned crop side (the Align Faces node's limit); the sampled side (size times
+#: supersample) squared must also stay within `jojogan.images.DEFAULT_MAX_PIXELS`.
+MAX_ALIGN_SIZE = 4096
+
+
+def _check_size(size: object, supersample: object = None) -> None:
+    """Refuse an output size or supersampling factor before any detection or allocation."""
+    if (
+        isinstance(size, bool)
+        or not isinstance(size, int | np.integer)
+        or not (8 <= size <= MAX_ALIGN_SIZE)
+    ):
+        raise ValueError(f"size must be an integer in 8..{MAX_ALIGN_SIZE}, got {size!r:.40}")
+    ok = isinstance(supersample, int) and not isinstance(supersample, bool)
+    if supersample is not None and not (ok and 1 <= supersample <= 8):
+        raise ValueError(f"supersample must be None or an integer 1..8, got {supersample!r:.40}")
+    side = int(size) * int(supersample or 1)
+    if side * side > DEFAULT_MAX_PIXELS:
+        raise ValueError(
+            f"size {int(size)} x supersample {supersample} samples {side}x{side} px, over the "
+            f"{DEFAULT_MAX_PIXELS:,} pixel limit; lower supersample or size"
+        )
 
 
 def _image_name(image, name: str | None) -> str:
@@ -391,9 +422,7 @@ def align_detections(
     supersample: int | None = None,
 ) -> list[AlignedFace]:
     """Align given detections of ``photo`` ([3,H,W] in [0,1]); see :func:`align_faces`."""
-    ok = isinstance(supersample, int) and not isinstance(supersample, bool)
-    if supersample is not None and not (ok and 1 <= supersample <= 8):
-        raise ValueError(f"supersample must be None or an integer 1..8, got {supersample!r}")
+    _check_size(size, supersample)
     out = []
     _, H, W = photo.shape
     for i, d in enumerate(detections):
@@ -485,10 +514,11 @@ def align_faces(
     larger than the output, as the FFHQ dataset script's 4096 px transform; not the recipe).
 
     Returns a list of :class:`AlignedFace` (``.image`` is ``[3,size,size]`` in [-1,1]).
-    Raises :class:`NoFaceError` ("no face found in <name>") when no usable face is found.
+    Raises :class:`NoFaceError` ("no face found in <name>") when no usable face is found, and
+    a ValueError, before any detection, for a size outside 8..`MAX_ALIGN_SIZE` or a photo that
+    breaks the image size rules (`jojogan.images.check_image_size`: 1x1, 100000 px a side).
     """
-    if not isinstance(size, int) or size < 8:
-        raise ValueError(f"size must be an integer >= 8, got {size!r}")
+    _check_size(size, supersample)
     label = _image_name(image, name)
     photo = as_image_tensor(image, label)
     det = get_detector(detector, models_dir)

@@ -33,6 +33,7 @@ from .align import (
     AlignedFace,
     FaceNote,
     NoFaceError,
+    _check_size,
     align_detections,
     as_image_tensor,
     ffhq_quad,
@@ -136,6 +137,7 @@ def align_video(
     d_cutoff, bidirectional: the one-euro filter's parameters (module doc). Raises
     :class:`NoFaceError` when no frame has a usable face.
     """
+    _check_size(size)
     if isinstance(frames, torch.Tensor):
         if frames.dim() != 4 or frames.shape[1] != 3:
             raise ValueError(f"frames must be [N,3,H,W] in [0,1], got {tuple(frames.shape)}")
