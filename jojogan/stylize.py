@@ -36,12 +36,21 @@ from . import ops
 from .devices import PRECISIONS
 from .devices import precision as _precision
 from .finetune import global_rng
+from .images import check_output_budget
 
-__all__ = ["layer_intensities", "sample", "stylize"]
+__all__ = ["STYLIZE_WORK_BYTES", "interpolate", "layer_intensities", "sample", "stylize"]
 
 Codes = Tensor | Sequence[Tensor]
 NOISE_MODES = ("const", "random", "none")
 RNGS = ("local", "global")
+
+#: Working memory (bytes) one forward pass may use: a ``batch_size`` whose estimated activations
+#: (`_work_per_image`) exceed it runs in smaller batches. A fixed number, not the free memory, so
+#: the same call always batches (and rounds) the same way; 8 images at 1024 px fit it.
+STYLIZE_WORK_BYTES = 8 << 30
+# Measured on the CPU (1024 and 256 px, float32): a forward pass holds about 5.5 (one generator)
+# to 6.7 (feature interpolation, two) activations of the widest layer [C,H,W] per image.
+_WORK_ACTIVATIONS = 7
 
 
 def layer_intensities(
@@ -152,13 +161,62 @@ def _blended(
     return skip.contiguous()
 
 
+def _count(codes: Codes) -> int:
+    return int(codes.shape[0] if isinstance(codes, Tensor) else codes[0].shape[0])
+
+
 def _batches(codes: Codes, batch_size: int):
-    n = codes.shape[0] if isinstance(codes, Tensor) else codes[0].shape[0]
+    n = _count(codes)
     for i in range(0, n, batch_size):
         if isinstance(codes, Tensor):
             yield codes[i : i + batch_size]
         else:
             yield [c[i : i + batch_size] for c in codes]
+
+
+def _work_per_image(g: nn.Module) -> int:
+    """Estimated bytes one image's forward pass holds: `_WORK_ACTIVATIONS` activations of the
+    generator's widest layer (channels x side^2, float32)."""
+    widest = max(int(c) * int(r) * int(r) for r, c in g.channels.items() if int(r) <= g.size)
+    return _WORK_ACTIVATIONS * widest * 4
+
+
+def _batch_for(g: nn.Module, batch_size: int) -> int:
+    """``batch_size``, lowered to what `STYLIZE_WORK_BYTES` holds (at least one image)."""
+    return max(1, min(int(batch_size), STYLIZE_WORK_BYTES // _work_per_image(g)))
+
+
+def _check_codes(who: str, codes: Codes, g: nn.Module) -> int:
+    """Refuse empty or non-finite codes and an output over the budget, before any work."""
+    tensors = [codes] if isinstance(codes, Tensor) else list(codes)
+    if not tensors or not all(isinstance(t, Tensor) for t in tensors):
+        raise ValueError(f"{who}: codes must be a W+ tensor [B,n_latent,D] or a list of S codes")
+    n = _count(codes)
+    if n < 1:
+        raise ValueError(f"{who}: no codes to render (an empty batch); give at least one")
+    if any(t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in tensors):
+        raise ValueError(
+            f"{who}: the latent codes contain NaN or infinite values; invert the images again "
+            "(or check the model that made them)"
+        )
+    size = int(g.size)
+    check_output_budget(n, size, size, what=f"{who}: {n} images at {size} px")
+    return n
+
+
+def _overflow_check(who: str, images: Tensor) -> None:
+    """A chunk with inf/NaN: float16 overflowed (say so), or the model/codes are broken."""
+    if bool(torch.isfinite(images).all()):
+        return
+    if images.dtype == torch.float16:
+        raise ValueError(
+            f"{who}: the float16 generation overflowed (inf/NaN in the images); run the model "
+            "in float32 (model.float()), or precision='bf16', which has float32's range"
+        )
+    raise ValueError(
+        f"{who}: the generated images contain NaN or infinite values ({images.dtype}); the "
+        "model's weights are likely broken: reload or retrain the style model"
+    )
 
 
 @torch.no_grad()
@@ -178,7 +236,10 @@ def stylize(
 ) -> Tensor:
     """Stylized images [B,3,H,W] (about [-1,1]) for inverted codes (W+ [B,n_latent,D] or S codes,
     a list of [B,C_l]); ``intensity``/``layers`` as in :func:`layer_intensities` (needs ``base``
-    unless the intensity is 1 on every layer). Runs in batches of ``batch_size``.
+    unless the intensity is 1 on every layer). Runs in batches of ``batch_size`` (lowered where
+    one batch's activations would pass `STYLIZE_WORK_BYTES`), each written into one
+    preallocated output: memory peaks near the output's size plus one batch. An output over
+    `jojogan.images.check_output_budget` is refused before anything is allocated.
 
     noise_mode: "const" (the stored noise, repeatable), "random" or "none". Random noise is
     drawn once for all B images (batch_size does not change them): rng "local" from
@@ -187,21 +248,83 @@ def stylize(
     ``seed`` for this call only (None: the global stream as it stands).
 
     precision: "float32" (exact), "tf32" or "bf16" (`jojogan.devices.precision`); the images
-    come back in float32 either way. channels_last: NHWC activations for one-image batches
-    (None: on for CPU)."""
-    if batch_size < 1:
-        raise ValueError(f"stylize: batch_size must be >= 1, got {batch_size}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"stylize: precision must be one of {PRECISIONS}, got {precision!r}")
-    _check_rng("stylize", noise_mode, seed, rng)
-    noise = None
-    if noise_mode == "random":
-        like = codes if isinstance(codes, Tensor) else codes[0]
-        with global_rng(seed if rng == "global" else None, like.device):
-            gen = None if rng == "global" else torch.Generator().manual_seed(int(seed))
-            noise = tuned.random_noise(like.shape[0], like, gen)
+    come back in float32 either way. A float16 model whose images overflow (inf/NaN) is a
+    ValueError that says so. channels_last: NHWC activations for one-image batches (None: on
+    for CPU)."""
+    _check_args("stylize", batch_size, precision, noise_mode, seed, rng)
+    _check_codes("stylize", codes, tuned)
+    noise = _draw_noise(tuned, codes, noise_mode, seed, rng)
+    out = _empty_output(tuned, _count(codes))
     args = (intensity, layers, batch_size, noise_mode, noise)
-    return _render(tuned, codes, base, *args, precision, channels_last)
+    _render(tuned, codes, base, *args, precision, channels_last, into=out)
+    return out
+
+
+@torch.no_grad()
+def interpolate(
+    tuned: nn.Module,
+    codes: Codes,
+    intensities: Sequence[float],
+    *,
+    base: nn.Module | None = None,
+    layers: tuple[int, int] | Sequence[int] | None = None,
+    batch_size: int = 8,
+    noise_mode: str = "const",
+    seed: int | None = 0,
+    rng: str = "local",
+    precision: str = "float32",
+    channels_last: bool | None = None,
+) -> Tensor:
+    """An intensity sweep: [B*K,3,H,W] for K ``intensities``, input-major (input 1 at every
+    intensity, then input 2, ...), the same images as ``stylize(..., intensity=a)`` for each a
+    stacked on dim 1, written batch by batch into one preallocated output (no per-intensity
+    copies). Random noise is drawn once and shared by every intensity. Other arguments as
+    :func:`stylize`; an output of B*K images over the budget is refused before any work."""
+    alphas = [intensities] if isinstance(intensities, int | float) else list(intensities)
+    if not alphas:
+        raise ValueError("interpolate: intensities is empty; give at least one (count >= 1)")
+    _check_args("interpolate", batch_size, precision, noise_mode, seed, rng)
+    n = _check_codes("interpolate", codes, tuned)
+    size = int(tuned.size)
+    check_output_budget(
+        n * len(alphas), size, size, what=f"interpolate: {len(alphas)} x {n} images at {size} px"
+    )
+    for a in alphas:  # every intensity checked before the first is rendered
+        layer_intensities(int(tuned.n_styles), a, layers)
+    noise = _draw_noise(tuned, codes, noise_mode, seed, rng)
+    out = _empty_output(tuned, n * len(alphas)).view(n, len(alphas), 3, size, size)
+    for k, a in enumerate(alphas):
+        args = (a, layers, batch_size, noise_mode, noise)
+        _render(tuned, codes, base, *args, precision, channels_last, into=out[:, k])
+    return out.view(n * len(alphas), 3, size, size)
+
+
+def _check_args(
+    who: str, batch_size: int, precision: str, noise_mode: str, seed: int | None, rng: str
+) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"{who}: batch_size must be an integer >= 1, got {batch_size!r:.40}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"{who}: precision must be one of {PRECISIONS}, got {precision!r:.40}")
+    _check_rng(who, noise_mode, seed, rng)
+
+
+def _draw_noise(
+    g: nn.Module, codes: Codes, noise_mode: str, seed: int | None, rng: str
+) -> list[Tensor] | None:
+    """Random noise for every image at once (None unless noise_mode is "random")."""
+    if noise_mode != "random":
+        return None
+    like = codes if isinstance(codes, Tensor) else codes[0]
+    with global_rng(seed if rng == "global" else None, like.device):
+        gen = None if rng == "global" else torch.Generator().manual_seed(int(seed))
+        return g.random_noise(like.shape[0], like, gen)
+
+
+def _empty_output(g: nn.Module, n: int) -> Tensor:
+    """The whole output, allocated once (float32 on the generator's device)."""
+    size = int(g.size)
+    return torch.empty((n, 3, size, size), dtype=torch.float32, device=g.input.input.device)
 
 
 def _render(
@@ -215,12 +338,13 @@ def _render(
     noise: list[Tensor] | None,
     precision: str = "float32",
     channels_last: bool | None = None,
-) -> Tensor:
+    *,
+    into: Tensor,
+) -> None:
     dev = tuned.input.input.device
     nhwc = dev.type == "cpu" if channels_last is None else bool(channels_last)
     with ops.channels_last(nhwc), _precision(dev, precision):
-        out = _stylize(tuned, codes, base, intensity, layers, batch_size, noise_mode, noise)
-    return out.float().contiguous()
+        _stylize(tuned, codes, base, intensity, layers, batch_size, noise_mode, noise, into)
 
 
 def _stylize(
@@ -232,7 +356,9 @@ def _stylize(
     batch_size: int,
     noise_mode: str,
     noise: list[Tensor] | None,
-) -> Tensor:
+    into: Tensor,
+) -> None:
+    """Render every code, batch by batch, into ``into`` [B,3,H,W] (float32, any strides)."""
     n_layers = int(tuned.n_styles)
     a = layer_intensities(n_layers, intensity, layers)
     if isinstance(codes, Tensor):
@@ -248,21 +374,22 @@ def _stylize(
             raise ValueError("stylize: intensity below 1 needs the base generator (base=...)")
         if base.n_styles != n_layers or base.size != tuned.size:
             raise ValueError("stylize: base and tuned generators have different architectures")
-    out = []
     start = 0
-    for part in _batches(codes, batch_size):
+    for part in _batches(codes, _batch_for(tuned, batch_size)):
         b = part.shape[0] if isinstance(part, Tensor) else part[0].shape[0]
         nz = None if noise is None else [x[start : start + b] for x in noise]
-        start += b
         if all(x >= 1.0 for x in a):
-            out.append(tuned.synthesis_from_styles(_styles(tuned, part), noise_mode, nz))
+            img = tuned.synthesis_from_styles(_styles(tuned, part), noise_mode, nz)
         elif all(x <= 0.0 for x in a):
-            out.append(base.synthesis_from_styles(_styles(base, part), noise_mode, nz))
+            img = base.synthesis_from_styles(_styles(base, part), noise_mode, nz)
         else:
-            out.append(
-                _blended(base, tuned, _styles(base, part), _styles(tuned, part), a, noise_mode, nz)
+            img = _blended(
+                base, tuned, _styles(base, part), _styles(tuned, part), a, noise_mode, nz
             )
-    return torch.cat(out)
+        _overflow_check("stylize", img)
+        into[start : start + b].copy_(img)
+        del img
+        start += b
 
 
 @torch.no_grad()
@@ -291,11 +418,13 @@ def sample(
     layer (``noise_mode="random"``), from torch's global generators seeded with ``seed`` for
     this call only (None: as they stand); with ``noise_mode="random"`` that is
     ``generator([z], truncation=..., truncation_latent=mean_latent)``."""
-    if n < 1:
-        raise ValueError(f"sample: n must be >= 1, got {n}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"sample: n (the count) must be an integer >= 1, got {n!r:.40}")
     if not 0.0 <= truncation <= 1.0:
         raise ValueError(f"sample: truncation must be in [0,1], got {truncation}")
-    _check_rng("sample", noise_mode, seed, rng)
+    _check_args("sample", batch_size, "float32", noise_mode, seed, rng)
+    size = int(tuned.size)
+    check_output_budget(n, size, size, what=f"sample: count {n} at {size} px")
     ref = tuned.input.input
     if truncation != 1.0 and mean_latent is None:
         mean_latent = (base if base is not None else tuned).mean_latent(4096, seed=0)
@@ -308,4 +437,6 @@ def sample(
         w = tuned.mapping(z, truncation, mean_latent)
         ws = w[:, None].expand(-1, tuned.n_latent, -1).contiguous()
         noise = tuned.random_noise(n, ws, gen) if noise_mode == "random" else None
-    return _render(tuned, ws, base, intensity, layers, batch_size, noise_mode, noise)
+    out = _empty_output(tuned, n)
+    _render(tuned, ws, base, intensity, layers, batch_size, noise_mode, noise, into=out)
+    return out

@@ -9,8 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from jojogan import stylize as stylize_mod
+from jojogan.images import OUTPUT_BUDGET_ENV
 from jojogan.stylegan2 import Generator
-from jojogan.stylize import layer_intensities, sample, stylize
+from jojogan.stylize import interpolate, layer_intensities, sample, stylize
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +190,93 @@ def test_intensity_below_one_needs_base(pair):
         stylize(tuned, _codes(tuned), intensity=0.5)
     with pytest.raises(ValueError, match="W\\+ codes"):
         stylize(tuned, torch.zeros(2, 3, 32))
+
+
+def test_interpolate_is_stylize_at_each_intensity_input_major_in_one_output(pair):
+    base, tuned = pair
+    codes = _codes(base, n=3)
+    alphas = [0.0, 0.4, 1.0]
+    want = torch.stack(
+        [stylize(tuned, codes, base=base, intensity=a, batch_size=2) for a in alphas], dim=1
+    ).flatten(0, 1)
+    got = interpolate(tuned, codes, alphas, base=base, batch_size=2)
+    assert got.shape == (9, 3, 32, 32) and got.is_contiguous() and torch.equal(got, want)
+    with torch.no_grad():
+        s = base.styles(codes)  # S codes: the same styles feed both generators
+    via_s = stylize(tuned, s, base=base, intensity=0.4, batch_size=2)
+    assert torch.equal(interpolate(tuned, s, [0.4], base=base, batch_size=2), via_s)
+    with pytest.raises(ValueError, match="intensities is empty"):
+        interpolate(tuned, codes, [], base=base)
+    with pytest.raises(ValueError, match=r"\[0,1\]"):  # every intensity checked up front
+        interpolate(tuned, codes, [0.5, 2.0], base=base)
+
+
+def test_batches_shrink_to_the_working_memory_bound_with_the_same_images(pair, monkeypatch):
+    base, tuned = pair
+    codes = _codes(base, n=5)
+    want = stylize(tuned, codes, base=base, intensity=0.5, batch_size=2)
+    seen = []
+    real = stylize_mod._blended
+
+    def spy(g0, g1, s0, s1, a, mode, noise):
+        seen.append(s0[0].shape[0])
+        return real(g0, g1, s0, s1, a, mode, noise)
+
+    monkeypatch.setattr(stylize_mod, "_blended", spy)
+    monkeypatch.setattr(stylize_mod, "STYLIZE_WORK_BYTES", 2 * stylize_mod._work_per_image(tuned))
+    got = stylize(tuned, codes, base=base, intensity=0.5, batch_size=256)
+    assert seen == [2, 2, 1] and torch.equal(got, want)
+
+
+def test_outputs_over_the_budget_are_refused_before_any_work(pair, monkeypatch):
+    base, tuned = pair
+    codes = _codes(base, n=3)
+    monkeypatch.setenv(OUTPUT_BUDGET_ENV, "0.00001")  # ~10 KiB: under one 32 px image
+    monkeypatch.setattr(stylize_mod, "_render", None)  # reaching it would fail otherwise
+    before = torch.get_rng_state()
+    calls = [
+        (lambda: stylize(tuned, codes, noise_mode="random", seed=None, rng="global"), "3 images"),
+        (lambda: sample(tuned, 7, seed=1, rng="global"), "count 7"),
+        (lambda: interpolate(tuned, codes, [0.0, 1.0], base=base), "3 images"),
+    ]
+    for call, words in calls:
+        with pytest.raises(ValueError) as ei:
+            call()
+        msg = str(ei.value)
+        assert words in msg and "at 32 px" in msg and OUTPUT_BUDGET_ENV in msg, msg
+        assert len(msg) <= 300
+    assert torch.equal(torch.get_rng_state(), before)  # no noise or z was drawn
+
+
+def test_float16_overflow_is_named_with_what_to_do(pair):
+    _, tuned = pair
+    half = copy.deepcopy(tuned).half()
+    codes = _codes(tuned, n=2).half()
+    ok = stylize(half, codes)  # a float16 model that stays in range works
+    assert ok.dtype == torch.float32 and bool(torch.isfinite(ok).all())
+    with torch.no_grad():
+        for m in half.to_rgbs:
+            m.conv.weight.mul_(3e4)  # past float16's 65504
+    with pytest.raises(ValueError, match="float16 generation overflowed") as ei:
+        stylize(half, codes)
+    assert "float32" in str(ei.value) and "bf16" in str(ei.value)
+
+
+def test_nan_codes_and_nan_weights_are_errors_not_nan_images(pair):
+    base, tuned = pair
+    codes = _codes(base, n=2)
+    codes[1, 3, 5] = float("nan")
+    with pytest.raises(ValueError, match="latent codes contain NaN"):
+        stylize(tuned, codes)
+    with pytest.raises(ValueError, match="latent codes contain NaN"):
+        interpolate(tuned, codes, [1.0])
+    broken = copy.deepcopy(tuned)
+    with torch.no_grad():
+        broken.to_rgbs[0].conv.weight[0, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="NaN or infinite values.*reload or retrain"):
+        stylize(broken, _codes(base, n=2))
+    with pytest.raises(ValueError, match=r"n \(the count\) must be an integer >= 1"):
+        sample(tuned, 0)
 
 
 # -- python -m jojogan demo ------------------------------------------------------------------
