@@ -419,11 +419,11 @@ def toy_run(threads: int = 2, log: Callable[[str], None] = print) -> dict:
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from jojogan.toy.model import load_toy_model
     from jojogan.finetune import FinetuneSettings, finetune
     from jojogan.invert import invert
     from jojogan.stylize import stylize
     from jojogan.toy import render
+    from jojogan.toy.model import load_toy_model
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

@@ -912,19 +912,14 @@ class InterpolateStyle:
             for k in range(n)
         ]
         with host.on_device(tuned, sm.base.generator) as device:
-            codes = lat.w.to(device)
-            per_alpha = [
-                jst.stylize(
-                    tuned,
-                    codes,
-                    base=sm.base.generator,
-                    intensity=a,
-                    layers=layers,
-                    batch_size=int(batch_size),
-                )
-                for a in alphas
-            ]
-        out = torch.stack(per_alpha, dim=1).flatten(0, 1)  # [B*count,3,H,W], input-major
+            out = jst.interpolate(  # [B*count,3,H,W], input-major
+                tuned,
+                lat.w.to(device),
+                alphas,
+                base=sm.base.generator,
+                layers=layers,
+                batch_size=int(batch_size),
+            )
         grid = image_grid(out.cpu(), cols=n, pad=max(2, out.shape[-1] // 64), fill=1.0)
         return (_out(out, "images"), _out(grid[None], "grid"))
 

@@ -627,8 +627,8 @@ def test_every_loaded_tensor_is_finite_or_the_file_is_refused(tmp_path, good, fm
 def test_nan_toy_model_is_refused_by_the_toy_loader(tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from jojogan.toy.model import load_toy_model
     from jojogan.toy import SHIPPED_DIR
+    from jojogan.toy.model import load_toy_model
 
     src = SHIPPED_DIR / "toy_stylegan2.safetensors"
     tensors = load_file(str(src))
