@@ -30,9 +30,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from jojogan.toy.demo import DEMO_FACES, run_demo
-from jojogan.toy.flags import add_recipe_arguments, add_style_module_argument
-from jojogan.toy.recipes import DEFAULT_STYLE
+from .toy.demo import DEMO_FACES, run_demo
+from .toy.flags import add_recipe_arguments, add_style_module_argument
+from .toy.recipes import DEFAULT_STYLE
+from .weights import download_main
 
 __all__ = ["main"]
 
@@ -40,8 +41,6 @@ __all__ = ["main"]
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["download"]:  # the models command lives with the weights registry
-        from jojogan.weights import download_main
-
         return download_main(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m jojogan", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import checkpoints as ck
+from . import weights
 from .encoders.irse import make_body, make_input_layer
 
 # pSp's identity crop of a 256 px aligned face: rows 35..222, columns 32..219, pooled to 112.
@@ -103,9 +105,6 @@ def load_arcface(path: str | os.PathLike, *, device: str | torch.device = "cpu")
     frozen :class:`ArcFace`. A file of another kind gets a :class:`CheckpointError`. A bare file
     name that is not a file here is looked up in the download folders
     (:func:`jojogan.weights.resolve`)."""
-    from . import checkpoints as ck
-    from . import weights
-
     path = weights._loader_path(path)
     src = os.fspath(path)
     raw = ck.load_file(path, map_location="cpu")

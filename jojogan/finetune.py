@@ -69,7 +69,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import ops
+from .arcface import identity_loss, to_grayscale
 from .devices import PRECISIONS, precision
+from .invert import edge_map, resize_square
 from .mixing import (
     PRESETS,
     SPACES,
@@ -528,15 +530,11 @@ class FinetuneResult:
 
 
 def _grayscale(x: Tensor) -> Tensor:
-    from .arcface import to_grayscale
-
     return to_grayscale(x)
 
 
 def _edges(images: Tensor) -> Tensor:
     """The structure term's edges: `jojogan.invert.edge_map` at most STRUCTURE_SIZE px."""
-    from .invert import edge_map
-
     return edge_map(images, STRUCTURE_SIZE)
 
 
@@ -565,8 +563,6 @@ def _check_references(references: Tensor, size: int) -> Tensor:
             f"{float(references.abs().max()):.3g}); convert images with x * 2 - 1"
         )
     if references.shape[-2:] != (size, size):
-        from .invert import resize_square
-
         references = resize_square(references, size)
     return references
 
@@ -798,8 +794,6 @@ def _run(
     callback: Callback | None,
     result: FinetuneResult,
 ) -> None:
-    from .arcface import identity_loss
-
     n_ref = references.shape[0]
     chunk = st.refs_per_chunk
     bounds = [(a, min(a + chunk, n_ref)) for a in range(0, n_ref, chunk)]

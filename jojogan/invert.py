@@ -28,10 +28,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import kornia
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .arcface import to_grayscale
 from .mixing import parse_layers
 
 __all__ = [
@@ -141,10 +143,6 @@ def edge_map(images: Tensor, max_size: int = EDGE_SIZE) -> Tensor:
     """Luminance edge magnitude [B,1,h,w] of images [B,3,H,W] in [-1,1] (Sobel, after an
     antialiased resize to at most ``max_size`` px), each image divided by its mean so that a
     global change of contrast (a darker or paler style) costs nothing. Differentiable."""
-    import kornia
-
-    from .arcface import to_grayscale
-
     if images.shape[-1] > max_size:
         images = resize_square(images, max_size)
     e = kornia.filters.sobel(to_grayscale(images)[:, :1])

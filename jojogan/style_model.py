@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import __version__, weights
 from . import checkpoints as ck
 
 __all__ = [
@@ -60,12 +61,7 @@ class StyleModel:
 
 
 def _version() -> str:
-    try:
-        from . import __version__
-
-        return str(__version__)
-    except ImportError:
-        return "unknown"
+    return str(__version__)
 
 
 def _arch(generator: nn.Module) -> str:
@@ -206,8 +202,6 @@ def load_style_model(
     A bare file name that is not a file here (``"arcane_jinx.pt"``) is looked up in the download
     folders (:func:`jojogan.weights.resolve`).
     """
-    from . import weights
-
     p = Path(weights._loader_path(path))
     kind = ck.sniff(ck._check_readable(p)) if p.exists() else None
     if kind is None:

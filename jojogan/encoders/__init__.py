@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import checkpoints as ck
+from .. import weights
 from ..stylegan2 import Generator
 from .e4e import Encoder4Editing, n_styles_for_size
 from .irse import BottleneckIR, GradualStyleBlock, make_body, make_input_layer, unit_specs
@@ -202,9 +204,6 @@ def load_encoder(
     that is not a file here is looked up in the download folders (:func:`jojogan.weights.resolve`).
     Raises :class:`jojogan.checkpoints.CheckpointError` for any other file.
     """
-    from .. import checkpoints as ck
-    from .. import weights
-
     path = weights._loader_path(path)
     src = os.fspath(path)
     raw = ck.load_file(path, map_location="cpu")
@@ -268,19 +267,17 @@ def load_encoder(
 
 
 def _encoder_kind(src: str, opts: dict, sd: dict) -> str:
-    from ..checkpoints import CheckpointError
-
     etype = opts.get("encoder_type")
     if etype is None:
         w = sd.get("encoder.input_layer.0.weight")
         if isinstance(w, torch.Tensor) and w.ndim == 4 and w.shape[1] == 6:
             return "restyle"
-        raise CheckpointError(
+        raise ck.CheckpointError(
             f"{src}: the file has no opts['encoder_type'], so e4e cannot be told from pSp. "
             "Use the released e4e_ffhq_encode.pt / restyle_psp_ffhq_encode.pt files."
         )
     if etype not in _SUPPORTED:
-        raise CheckpointError(
+        raise ck.CheckpointError(
             f"{src}: encoder_type {etype!r} is not supported; supported are e4e "
             "('Encoder4Editing', e4e_ffhq_encode.pt) and ReStyle-pSp ('BackboneEncoder', "
             "restyle_psp_ffhq_encode.pt)."
