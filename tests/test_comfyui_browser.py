@@ -5,7 +5,7 @@ drive. Both real-ComfyUI test files, in one command (from the pack's folder, in 
 environment: ``pip install -e ".[dev,comfyui-tests]"``)::
 
     COMFYUI_PATH=/path/to/ComfyUI COMFYUI_PYTHON=/path/to/ComfyUI/venv/bin/python \\
-        python -m pytest -q -m comfyui tests/test_comfyui_real.py tests/test_comfyui_browser.py
+        python -m pytest -q -m comfyui tests/test_comfyui_*.py
 
 Chromium: ``$CHROMIUM_PATH``, else ``chromium`` / ``chromium-browser`` / ``google-chrome`` on the
 PATH (Debian's package works; no ``playwright install`` needed), else playwright's own browser

@@ -1,10 +1,10 @@
 """The pack inside a real ComfyUI, headless (marker ``comfyui``; skipped without COMFYUI_PATH).
 
-Both real-ComfyUI test files, in one command (from the pack's folder, in the pack's dev
+The real-ComfyUI test files, in one command (from the pack's folder, in the pack's dev
 environment: ``pip install -e ".[dev,comfyui-tests]"``)::
 
     COMFYUI_PATH=/path/to/ComfyUI COMFYUI_PYTHON=/path/to/ComfyUI/venv/bin/python \\
-        python -m pytest -q -m comfyui tests/test_comfyui_real.py tests/test_comfyui_browser.py
+        python -m pytest -q -m comfyui tests/test_comfyui_*.py
 
 ComfyUI is started on 127.0.0.1 (a free port) with ``--cpu --base-directory <tmp>
 --database-url sqlite:///:memory: --disable-api-nodes``, this pack symlinked into
