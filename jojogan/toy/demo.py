@@ -10,13 +10,17 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor, nn
 
+from ..checkpoints import atomic_writer
+from ..devices import pick_device
 from .flags import load_style_modules, settings_from_args
 from .model import ToyModelMissing, load_toy_model
 from .quality import (
@@ -29,6 +33,7 @@ from .quality import (
     toy_style_quality,
 )
 from .recipes import _describe
+from .render import style_names
 
 # The demo's unseen faces (grid rows): 4 keeps `python -m jojogan demo` under a minute on two
 # shared CPU cores (37-45 s on 1 thread, load 1.6-2.1). Most of its time is the inputs' 300
@@ -63,17 +68,11 @@ def _grid(rows: list[list[Tensor]], scale: int = 2, pad: int = 2) -> np.ndarray:
 
 
 def _save_png(arr: np.ndarray, path: Path) -> None:
-    from PIL import Image
-
-    from jojogan.checkpoints import atomic_writer
-
     with atomic_writer(path) as tmp:
         Image.fromarray(arr).save(tmp, format="PNG")
 
 
 def _font(size: int) -> Any:
-    from PIL import ImageFont
-
     return ImageFont.load_default(size=size)
 
 
@@ -129,8 +128,6 @@ def _labeled_grid(
     aside's first when there is one); ``title`` is a line above them; a wider gap, with a thin
     rule, goes before each column index in ``breaks`` (indices into ``headers``). Positions:
     `_grid_geometry`."""
-    from PIL import Image, ImageDraw
-
     cols = len(headers)
     if not rows or len({len(r) for r in rows}) != 1 or len(rows[0]) + (aside is not None) != cols:
         raise ValueError("_labeled_grid: every row needs one image per header")
@@ -167,8 +164,6 @@ def _labeled_grid(
 
 
 def _fraction(a: float) -> str:
-    from fractions import Fraction
-
     f = Fraction(a).limit_denominator(12)
     return str(f.numerator) if f.denominator == 1 else f"{f.numerator}/{f.denominator}"
 
@@ -257,8 +252,6 @@ def demo_threads() -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from jojogan.toy.render import style_names
-
     t_start = time.perf_counter()
 
     def say(text: str) -> None:
@@ -283,8 +276,6 @@ def run_demo(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"demo: {e}", file=sys.stderr)
         return 2
-    from jojogan.devices import pick_device
-
     device = pick_device(args.device)
     say("loading the toy model")
     try:

@@ -11,7 +11,10 @@ from typing import Any
 
 from torch import nn
 
+from ..finetune import n_feature_layers
+from ..mixing import MAX_LAYERS, parse_layers
 from .recipes import DEFAULT_RECIPE, INVERSION_KEYS, RECIPES, ToyInversion, toy_settings
+from .render import load_style_module
 
 
 def add_recipe_arguments(ap: argparse.ArgumentParser) -> None:
@@ -81,8 +84,6 @@ def add_recipe_arguments(ap: argparse.ArgumentParser) -> None:
 def _layer_flag(text: str, n_layers: int, flag: str) -> tuple[int, ...]:
     """A layer-list flag (``1,3,4`` or ``0-3``), bounded by ``n_layers`` before it is expanded
     (`jojogan.mixing.parse_layers`); empty is an error."""
-    from jojogan.mixing import parse_layers
-
     out = parse_layers(text, n_layers, flag)
     if out is None:
         raise ValueError(f"{flag} is empty; give layer indices like 1,3,4 or 0-3")
@@ -96,9 +97,6 @@ def settings_from_args(
     (before the model is loaded: layer lists against any generator's depth). With the models,
     layer lists are checked against them (taps against ``discriminator`` when given). Raises
     ValueError with the bad value's message."""
-    from jojogan.finetune import n_feature_layers
-    from jojogan.mixing import MAX_LAYERS
-
     over: dict[str, Any] = {
         "steps": args.steps,
         "lr": args.lr,
@@ -133,8 +131,6 @@ def load_style_modules(paths: Sequence[str] | None, prog: str) -> bool:
     """Run each ``--style-module`` file (`jojogan.toy.render.load_style_module`): styles this
     package has never seen, for an independent check. False (and the reason on stderr) when one
     cannot be loaded."""
-    from jojogan.toy.render import load_style_module
-
     for path in paths or ():
         try:
             names = load_style_module(path)

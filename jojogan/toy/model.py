@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..checkpoints import load_file, read_safetensors_metadata
+from ..stylegan2 import Discriminator, Generator
 from . import ENCODER_FILE, GENERATOR_FILE, ToyWeightsMissing, find_weights_dir
 
 # ----------------------------------------------------------------------------------------------
@@ -145,8 +147,6 @@ class ToyEncoder(nn.Module):
 
 def build_models(cfg: ToyConfig) -> tuple[nn.Module, nn.Module, ToyEncoder]:
     """(Generator, Discriminator, ToyEncoder) of the toy configuration (jojogan.stylegan2)."""
-    from jojogan.stylegan2 import Discriminator, Generator
-
     gch = cfg.channel_map("g")
     dch = cfg.channel_map("d")
     g = Generator(cfg.size, cfg.style_dim, cfg.n_mlp, channels=gch, channel_max=max(gch.values()))
@@ -180,8 +180,6 @@ def _config_from_meta(meta: dict[str, str], source: Path) -> ToyConfig:
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    from jojogan.checkpoints import load_file, read_safetensors_metadata
-
     return load_file(path), read_safetensors_metadata(path)
 
 

@@ -5,6 +5,7 @@ benchmarks/bench_toy_quality.py (docs/toy_domain.md, "Quality on the toy domain"
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -13,7 +14,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+# finetune and score as modules: a test stubs ft.finetune and score.warp_to_layouts
+from .. import finetune as ft
+from ..invert import invert
+from ..stylize import stylize
+from . import score
 from .recipes import EDGE_LR, REFINE_LR, ToyInversion, toy_settings
+from .render import FIELD_GROUPS, FIELD_INDEX, FaceParams, render_torch, sample_params
 
 # toy_style_quality's phases, in order (its ``progress`` callback announces each).
 PHASE_REFERENCE = "reference inversion"
@@ -55,8 +62,6 @@ def invert_toy(
     ``edge_steps`` > 0: then that many steps matching the images' edges only (objective
     "edges", lr EDGE_LR), for stylized images. ``progress(step, total, loss)``: after each
     optimisation step (`jojogan.invert.invert`'s callback), steps counted across the stages."""
-    from jojogan.invert import invert
-
     total = _invert_toy_steps(enc, steps, refine_steps, edge_steps)
 
     def stage(offset: int) -> Any:
@@ -101,9 +106,7 @@ def d_style(out: Tensor, target: Tensor) -> Tensor:
     palette distance (jojogan.toy.score). Structure: are the edges where the truth has them
     (identity, gaze, line placement); palette: are the colours the style's, in the right amounts.
     Pixel L1 is not used (it rewards copying the reference: FACTS.md)."""
-    from jojogan.toy.score import palette_distance, structure_similarity
-
-    return (1.0 - structure_similarity(out, target)) + palette_distance(out, target)
+    return (1.0 - score.structure_similarity(out, target)) + score.palette_distance(out, target)
 
 
 def reference_copy(
@@ -124,8 +127,6 @@ def reference_copy(
       follow the input's identity at all.
 
     Raises ValueError for an unknown field or group, or an empty reference."""
-    from jojogan.toy.render import FIELD_GROUPS, FIELD_INDEX, FaceParams, render_torch
-
     names: list[str] = []
     for f in fields:
         if f in FIELD_GROUPS:
@@ -146,10 +147,7 @@ def reference_copy(
 
 
 def _gaze(images: Tensor, params: Any, style: str) -> np.ndarray:
-    from jojogan.toy.render import FIELD_INDEX
-    from jojogan.toy.score import fit_by_synthesis
-
-    fit = fit_by_synthesis(images.cpu(), params, style)
+    fit = score.fit_by_synthesis(images.cpu(), params, style)
     return fit.values[:, [FIELD_INDEX["gaze_x"], FIELD_INDEX["gaze_y"]]]
 
 
@@ -170,11 +168,6 @@ def _supervised_bound(
     """`toy_style_quality`'s supervised bound: the generator ``settings``' fine-tune makes
     without mixing (blend 0) from k true pairs, render(p_j, style) and the code of
     render(p_j, photo) (inverted as the inputs are; cached in ``code_cache`` with theirs)."""
-    import dataclasses
-
-    from jojogan.finetune import finetune
-    from jojogan.toy.render import render_torch, sample_params
-
     dev = g.input.input.device
     p_pairs = sample_params(SUPERVISED_SEED + seed, k)
     key = ("supervised", k, seed, input_steps, str(dev))
@@ -185,7 +178,9 @@ def _supervised_bound(
         if code_cache is not None:
             code_cache[key] = pair_codes
     targets = render_torch(p_pairs, style, g.size, dev)
-    return finetune(g, d, targets, pair_codes, dataclasses.replace(settings, blend=0.0)).generator
+    return ft.finetune(
+        g, d, targets, pair_codes, dataclasses.replace(settings, blend=0.0)
+    ).generator
 
 
 def toy_style_quality(
@@ -231,11 +226,6 @@ def toy_style_quality(
     (loss None; total its steps, 0 when it has none), then the inversions' optimisation steps
     (step 1..total); the fine-tune's steps go to ``callback`` as before.
     """
-    from jojogan.finetune import finetune
-    from jojogan.stylize import stylize
-    from jojogan.toy.render import FIELD_INDEX, FaceParams, render_torch, sample_params
-    from jojogan.toy.score import param_errors, warp_to_layouts
-
     if isinstance(supervised_pairs, bool) or not isinstance(supervised_pairs, int):
         raise ValueError(f"supervised_pairs must be a whole number, got {supervised_pairs!r}")
     if supervised_pairs < 0:
@@ -274,7 +264,7 @@ def toy_style_quality(
         progress=steps_of(PHASE_REFERENCE),
     )
     say(PHASE_FINETUNE, settings.steps)
-    res = finetune(g, d, ref, ref_code, settings, callback=callback)
+    res = ft.finetune(g, d, ref, ref_code, settings, callback=callback)
     t_ft = time.perf_counter() - t0
     input_steps = refine_steps + inversion.input_refine_steps
     key = (n_unseen, seed, input_steps, str(dev))
@@ -319,7 +309,7 @@ def toy_style_quality(
     if extra_baselines:
         with torch.no_grad():
             ref_drawn = g.synthesis(ref_code, noise_mode="const")
-        warped = warp_to_layouts(ref, ref_drawn, photos)
+        warped = score.warp_to_layouts(ref, ref_drawn, photos)
         bound = reference_copy(p_u, p_ref, style, g.size, ("colour",), dev)
         id_copy = reference_copy(p_u, p_ref, style, g.size, ("geometry", "gaze"), dev)
         m["d_colour_copy_bound"] = float(d_style(bound, truth).mean())
@@ -335,13 +325,14 @@ def toy_style_quality(
         m["d_supervised"] = float(d_style(sup_out, truth).mean())
     if regressor is not None:
         pred = regressor.predict(out)
-        m["geometry_err_vs_input"] = param_errors(pred, p_u)["geometry"]
-        m["geometry_err_vs_reference"] = param_errors(
+        m["geometry_err_vs_input"] = score.param_errors(pred, p_u)["geometry"]
+        m["geometry_err_vs_reference"] = score.param_errors(
             pred, FaceParams(np.repeat(p_ref.values, n_unseen, 0))
         )["geometry"]
-        m["geometry_err_floor"] = param_errors(regressor.predict(truth), p_u)["geometry"]
+        m["geometry_err_floor"] = score.param_errors(regressor.predict(truth), p_u)["geometry"]
         if sup_out is not None:
-            m["geometry_err_supervised"] = param_errors(regressor.predict(sup_out), p_u)["geometry"]
+            sup_err = score.param_errors(regressor.predict(sup_out), p_u)
+            m["geometry_err_supervised"] = sup_err["geometry"]
     if measure_gaze:
         cols = [FIELD_INDEX["gaze_x"], FIELD_INDEX["gaze_y"]]
         gz = _gaze(out, p_u, style)

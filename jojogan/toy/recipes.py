@@ -11,6 +11,8 @@ from typing import Any
 
 from torch import nn
 
+from ..finetune import FinetuneSettings
+
 DEFAULT_STYLES = ("cartoon", "sketch", "ink")
 
 # The demo's style: the one the toy benchmark scores best with the default recipe ("refined")
@@ -110,8 +112,6 @@ def toy_settings(
     ``train_layers`` may be "all", "fine" (the two finest resolutions: the last 6 S layers) or a
     tuple of S-layer indices. ``g`` None checks the values only (layer lists unresolved).
     Raises ValueError for an unknown recipe or bad values."""
-    from jojogan.finetune import FinetuneSettings
-
     recipe = DEFAULT_RECIPE if recipe is None else recipe
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
