@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing as mp
 import os
 import platform
 import time
@@ -32,7 +33,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .render import FIELD_GROUPS, FIELD_INDEX, FIELDS, FaceParams, render_float, sample_params
+from ..checkpoints import (
+    load_file,
+    load_state_dict_strict,
+    read_safetensors_metadata,
+    save_safetensors,
+)
+from ..devices import pick_device
+from ..invert import edge_map
+from .render import (
+    FIELD_GROUPS,
+    FIELD_INDEX,
+    FIELDS,
+    HAIR_STYLES,
+    STYLES,
+    FaceParams,
+    Scene,
+    render_float,
+    sample_params,
+)
 from .render import style_names as _style_names
 
 __all__ = [
@@ -154,8 +173,6 @@ def warp_to_layouts(
     (`jojogan.invert.edge_map`) and luminance, plus ``smooth`` x the squared differences of
     neighbouring displacements. No randomness (the same inputs and thread count give the same
     bytes); returns [B,3,H,W] in the range of ``image``."""
-    from jojogan.invert import edge_map
-
     if image.ndim != 4 or image.shape[0] != 1 or source.shape != image.shape:
         raise ValueError(
             f"warp_to_layouts: image and source must both be [1,3,H,W] of one size, got "
@@ -292,8 +309,6 @@ def param_errors(
         idx = [FIELD_INDEX[f] for f in FIELD_GROUPS[g]]
         out[g] = float(err[:, idx].mean())
     k = FIELD_INDEX["hair_style"]
-    from .render import HAIR_STYLES
-
     n = len(HAIR_STYLES)
     ps = np.minimum((np.clip(p[:, k], 0, 1) * n).astype(int), n - 1)
     ts = np.minimum((t[:, k] * n).astype(int), n - 1)
@@ -353,8 +368,6 @@ def fit_by_synthesis(
     Fit with the style the image is *meant* to be in (an input: photo; a stylization: S).
     Returns `params` with the fitted fields replaced.
     """
-    from .render import STYLES, Scene
-
     x = as_tensor(images)
     if len(x) != len(params):
         raise ValueError(f"fit_by_synthesis: {len(x)} images but {len(params)} parameter rows")
@@ -497,8 +510,6 @@ def _render_set(
             jobs.append((p.values[idx[i : i + 256]], st, size))
             where.append(idx[i : i + 256])
     if workers > 1:
-        import multiprocessing as mp
-
         with mp.get_context("spawn").Pool(workers) as pool:
             results = pool.map(_render_job, jobs)
     else:
@@ -585,8 +596,6 @@ def train_regressor(
 
 
 def _default_device() -> torch.device:
-    from jojogan.devices import pick_device
-
     return pick_device("auto")
 
 
@@ -602,15 +611,6 @@ def save_regressor(
     if recipe is not None:
         meta["recipe"] = json.dumps(recipe)
     sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    try:
-        from jojogan.checkpoints import save_safetensors
-    except ImportError:  # pragma: no cover - the project writer is part of the package
-        from safetensors.torch import save_file
-
-        tmp = Path(str(path) + ".tmp")
-        save_file(sd, str(tmp), metadata=meta)
-        os.replace(tmp, path)
-        return
     save_safetensors(sd, path, meta)
 
 
@@ -624,8 +624,6 @@ def load_regressor(
             f"{p}: no parameter-regressor weights there. Train them with "
             f"`python -m jojogan.toy.score train --out {p}` (about 10 CPU-minutes)."
         )
-    from jojogan.checkpoints import load_file, load_state_dict_strict, read_safetensors_metadata
-
     meta = read_safetensors_metadata(p)
     if meta.get("fields") != ",".join(f for f, _ in FIELDS):
         raise ValueError(

@@ -66,6 +66,7 @@ import argparse
 import dataclasses
 import json
 import math
+import multiprocessing as mp
 import os
 import platform
 import random
@@ -73,12 +74,15 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
+from ..checkpoints import atomic_write_bytes, save_safetensors, save_stylegan2
 from .model import (
     ToyConfig,
     ToyEncoder,
@@ -96,8 +100,10 @@ from .render import (
     HAIR_STYLES,
     FaceParams,
     render_batch,
+    render_torch,
     sample_params,
 )
+from .score import frechet_distance, load_regressor, param_errors, structure_similarity
 
 __all__ = [
     "ToyConfig",
@@ -121,8 +127,6 @@ N_PARAMS = len(FIELDS)
 
 def z_from_params(params: np.ndarray, style_dim: int, rng: np.random.Generator) -> np.ndarray:
     """[N,P] params in [0,1] -> z [N,style_dim]: first P coordinates Phi^-1(params), rest N(0,1)."""
-    from statistics import NormalDist
-
     if style_dim < N_PARAMS:
         raise ValueError(f"z_from_params: style_dim must be >= {N_PARAMS}, got {style_dim}")
     n = params.shape[0]
@@ -158,8 +162,6 @@ def render_photos(vals: np.ndarray, size: int, workers: int = 0) -> np.ndarray:
     """uint8 [N,size,size,3] `photo` renders of the [N,P] parameters (in parallel if asked)."""
     chunks = [(vals[i : i + 256], size) for i in range(0, len(vals), 256)]
     if workers > 1:
-        import multiprocessing as mp
-
         with mp.get_context("spawn").Pool(workers) as pool:
             return np.concatenate(pool.map(_render_chunk, chunks), 0)
     return np.concatenate([_render_chunk(c) for c in chunks], 0)
@@ -209,8 +211,6 @@ def make_dataset(
 
 
 def _save_tensors(tensors: dict[str, torch.Tensor], path: Path, meta: dict[str, str]) -> None:
-    from jojogan.checkpoints import save_safetensors
-
     save_safetensors(tensors, path, meta)
 
 
@@ -339,8 +339,6 @@ def sample_sheet(g: nn.Module, latent_avg: torch.Tensor, seed: int = 0, n: int =
 
 
 def _save_png(arr: np.ndarray, path: Path) -> None:
-    from PIL import Image
-
     tmp = path.with_name("." + path.name + ".tmp.png")
     Image.fromarray(arr).save(tmp)
     os.replace(tmp, path)
@@ -547,8 +545,6 @@ def train(
     # -- phase 2: adversarial ---------------------------------------------------------------
     critic = None
     if cfg.mix_weight > 0 and done["gan"] < cfg.steps:
-        from .score import load_regressor
-
         critic = load_regressor(cfg.mix_critic, dev)
         _requires_grad(critic, False)
     if done["gan"] < cfg.steps:
@@ -668,8 +664,6 @@ def train(
 
     # -- outputs ----------------------------------------------------------------------------
     save_state()
-    from jojogan.checkpoints import save_stylegan2
-
     meta = _config_meta(cfg)
     save_stylegan2(
         out_dir / "toy_stylegan2.safetensors",
@@ -699,8 +693,6 @@ def train(
         and done["gan"] >= cfg.steps
         and done["enc"] >= cfg.enc_steps,
     }
-    from jojogan.checkpoints import atomic_write_bytes
-
     atomic_write_bytes(out_dir / "model_card.json", json.dumps(card, indent=1).encode())
     atomic_write_bytes(out_dir / "MODEL_CARD.md", _card_md(card).encode())
     say(f"wrote {out_dir} ({card['total_wall_s']} s, {done})")
@@ -730,13 +722,6 @@ def evaluate_model(
     Uses `regressor` (default: OUT/param_regressor.safetensors, else the shipped one). Writes
     OUT/eval.json and returns the dict.
     """
-    from .score import (
-        frechet_distance,
-        load_regressor,
-        param_errors,
-        structure_similarity,
-    )
-
     out = Path(out_dir)
     dev = torch.device(device) if device else torch.device("cpu")
     g, _, enc, latent_avg, cfg = load_toy(out, dev)
@@ -756,8 +741,6 @@ def evaluate_model(
         return g.mapping(z)[:, None].expand(-1, g.n_latent, -1)
 
     p_a, p_b = sample_params(seed, n), sample_params(seed + 1, n)
-    from .render import render_torch
-
     real_a = render_torch(p_a, "photo", cfg.size, dev)
     real_b = render_torch(p_b, "photo", cfg.size, dev)
     fake = synth(w_plus(torch.randn(n, cfg.style_dim, generator=gen).to(dev)))
@@ -795,8 +778,6 @@ def evaluate_model(
         "pose_vs_A": ea["pose"],
         "pose_vs_B": eb["pose"],
     }
-    from jojogan.checkpoints import atomic_write_bytes
-
     atomic_write_bytes(out / "eval.json", json.dumps(res, indent=1).encode())
     return res
 
