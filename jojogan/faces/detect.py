@@ -32,6 +32,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
+from PIL import Image
+
+from ..weights import cache_dir, missing_file_message
 
 __all__ = [
     "Detection",
@@ -192,8 +195,6 @@ class DlibDetector:
         h, w = rgb.shape[:2]
         scale = min(1.0, self.detect_max_side / max(h, w))
         if scale < 1.0:
-            from PIL import Image
-
             sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
             small = np.asarray(Image.fromarray(rgb).resize((sw, sh), Image.Resampling.BILINEAR))
             sx, sy = w / sw, h / sh
@@ -233,8 +234,6 @@ def detector_cache_dirs(models_dir: str | os.PathLike | None = None) -> list[Pat
     (``$JOJOGAN_CACHE/facedetection`` or ``~/.cache/jojogan/facedetection``), where
     ``python -m jojogan download detection_Resnet50_Final.pth`` puts it outside ComfyUI.
     """
-    from ..weights import cache_dir
-
     dirs = []
     if models_dir is not None:
         dirs.append(Path(models_dir))
@@ -251,8 +250,6 @@ def _find_retinaface_weights(models_dir=None) -> Path | None:
 
 
 def _missing_weights_message(models_dir=None) -> str:
-    from jojogan.weights import missing_file_message
-
     dirs = detector_cache_dirs(models_dir)
     return (
         "RetinaFace: "

@@ -7,6 +7,7 @@ The trained base model ships in ``jojogan/toy/weights/`` (``SHIPPED_DIR``): load
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,9 +73,7 @@ def load_base_model(
     read with the project's safe loader (jojogan.checkpoints, safetensors only, strict keys).
     Raises `ToyWeightsMissing` with what to do when the files are absent.
     """
-    import json
-
-    import torch
+    import torch  # inside: the renderer and the names above load without torch
 
     folder = find_weights_dir(weights_dir)
     missing = [n for n in (GENERATOR_FILE, ENCODER_FILE) if not (folder / n).is_file()]
@@ -85,7 +84,7 @@ def load_base_model(
             "docstring; the GPU command takes ~8 minutes), or pass weights_dir= a folder that "
             "has them."
         )
-    from .model import load_toy
+    from .model import load_toy  # inside: toy.model imports this package's names (cycle)
 
     g, d, enc, latent_avg, _cfg = load_toy(folder, device=device)
     if enc is None:  # pragma: no cover - checked above

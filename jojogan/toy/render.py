@@ -23,13 +23,17 @@ below for the helpers (`cov`, `line`, `over`, `paint_parts`).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import functools
+import importlib.util
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 __all__ = [
     "FIELDS",
@@ -653,9 +657,6 @@ def load_style_module(path: str | os.PathLike) -> list[str]:
     Each file runs once per process (a second call returns the same names). Raises ValueError
     naming the file when it is missing, not a ``.py`` file, fails while it runs (the error is
     quoted), or registers no style."""
-    import importlib.util
-    import sys
-
     p = Path(path).expanduser().resolve()
     if p in _STYLE_MODULES:
         return list(_STYLE_MODULES[p])
@@ -1048,7 +1049,7 @@ def _prepare(
 ) -> tuple[Style, FaceParams, int]:
     """Check the style, size and params, refuse an output over the budget (before anything is
     allocated), and choose the chunk."""
-    from ..images import check_output_budget
+    from ..images import check_output_budget  # inside: images needs torch; render does not
 
     st = _check(style, size)
     p = _as_params(params)
@@ -1126,7 +1127,7 @@ def render_torch(
 ):
     """Render N faces as a torch float32 tensor [N, 3, size, size] in [-1, 1] on `device`;
     chunked as `render_float` (the output is allocated once, on the CPU)."""
-    import torch
+    import torch  # inside: the renderer itself is numpy only
 
     st, p, chunk = _prepare(params, style, size, chunk, 4)
     out = torch.empty((len(p), 3, size, size), dtype=torch.float32)
@@ -1157,10 +1158,6 @@ def style_grid(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m jojogan.toy.render --grid docs/toy_styles.png`: write the style sample sheet."""
-    import argparse
-
-    from PIL import Image
-
     ap = argparse.ArgumentParser(prog="python -m jojogan.toy.render", description=main.__doc__)
     ap.add_argument("--grid", required=True, help="output PNG path")
     ap.add_argument("--n", type=int, default=6, help="identities (rows)")
