@@ -1,13 +1,11 @@
 import pathlib
-import sys
 
 import pytest
 import torch
 
+# The import path (`jojogan` from the checkout, the tests' helpers) is pyproject.toml's
+# [tool.pytest.ini_options] pythonpath.
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-# The core imports as `jojogan` from the checkout even without `pip install -e .`.
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ Metric: max|ours - ref| / max|ref| <= 1e-5 (float32).
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
+import recipe  # tests/fixtures/encoders/recipe.py
 import torch
 from safetensors.torch import load_file as load_st
 
@@ -17,8 +17,6 @@ from jojogan.arcface import ArcFace, face_crop, identity_loss, load_arcface, to_
 from jojogan.checkpoints import CheckpointError
 
 FIX = os.path.join(os.path.dirname(__file__), "fixtures", "encoders")
-sys.path.insert(0, FIX)
-import recipe  # noqa: E402
 
 TOL = 1e-5
 

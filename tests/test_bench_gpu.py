@@ -94,7 +94,6 @@ def test_the_time_budget_skips_rows(tmp_path):
 
 
 def test_census_counts_matmul_flops_and_bytes():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_gpu import _Census
 
     x = torch.randn(32, 48)
@@ -109,7 +108,6 @@ def test_census_counts_matmul_flops_and_bytes():
 
 
 def test_census_counts_grouped_convolution_backward_once_per_group():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_gpu import _Census
 
     x = torch.randn(1, 4 * 8, 16, 16, requires_grad=True)

@@ -462,7 +462,6 @@ def test_pack_loads_and_installs_its_inputs_without_overwriting(comfy):
 
 
 def test_object_info_lists_every_node_and_templates(comfy):
-    sys.path.insert(0, str(ROOT))
     from test_package import load_pack_as_comfyui_does
 
     pack = load_pack_as_comfyui_does(ROOT, "comfyui_jojogan_real_test")

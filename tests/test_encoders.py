@@ -8,9 +8,9 @@ omertov/encoder4editing and yuval-alaluf/restyle-encoder. Metric: max|ours - ref
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
+import recipe  # tests/fixtures/encoders/recipe.py
 import torch
 from safetensors.torch import load_file as load_st
 
@@ -26,8 +26,6 @@ from jojogan.encoders import (
 from jojogan.stylegan2 import Generator
 
 FIX = os.path.join(os.path.dirname(__file__), "fixtures", "encoders")
-sys.path.insert(0, FIX)
-import recipe  # noqa: E402
 
 TOL = 1e-5
 

@@ -23,13 +23,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from fake_hub import COMMIT, FakeHub  # tests/fake_hub.py
 
 from jojogan import weights as W
 from jojogan.checkpoints import folders
 from jojogan.stylegan2 import Generator
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_hub import COMMIT, FakeHub  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 _REAL_DETECT = folders._detect_comfyui_root

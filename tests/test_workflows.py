@@ -7,20 +7,17 @@ from __future__ import annotations
 import copy
 import json
 import os
-import sys
 from pathlib import Path
 
+import generate  # example_workflows/generate.py
 import pytest
 import torch
+from toy_standin import toy_model_dir  # tests/toy_standin.py
+
+from jojogan import weights
 
 ROOT = Path(__file__).resolve().parents[1]
 WF_DIR = ROOT / "example_workflows"
-sys.path.insert(0, str(WF_DIR))
-
-import generate  # noqa: E402  (example_workflows/generate.py)
-from toy_standin import toy_model_dir  # noqa: E402  (tests/toy_standin.py)
-
-from jojogan import weights  # noqa: E402
 
 API_FILES = sorted((WF_DIR / "api").glob("*.json"))
 UI_FILES = sorted(WF_DIR.glob("*.json"))
