@@ -14,6 +14,7 @@ Prints a markdown table of medians (seconds per image) and the ratio classic / o
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
 import sys
@@ -24,10 +25,17 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from tests.ffhq_recipe import ffhq_align_pil  # noqa: E402
+
+def _ffhq_recipe():
+    """tests/ffhq_recipe.py (the FFHQ alignment recipe, transcribed), loaded from its file."""
+    spec = importlib.util.spec_from_file_location("ffhq_recipe", ROOT / "tests" / "ffhq_recipe.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ffhq_align_pil = _ffhq_recipe().ffhq_align_pil
 
 
 def astronaut() -> Image.Image:

@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from jojogan.arcface import ArcFace  # noqa: E402
 from jojogan.encoders import E4EEncoder, ReStyleEncoder  # noqa: E402

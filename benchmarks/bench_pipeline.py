@@ -60,7 +60,6 @@ def _ffhq_models(size: int, dev):
 
 
 def _toy_models(toy_dir: str | None, dev):
-    sys.path.insert(0, str(ROOT))
     from jojogan.toy.model import ToyConfig, ToyModelMissing, build_models, load_toy_model
 
     try:
@@ -91,7 +90,6 @@ def _sync(dev) -> None:
 def _worker(cfg: dict) -> dict:
     import torch
 
-    sys.path.insert(0, str(ROOT))
     from jojogan.finetune import FinetuneSettings, finetune
     from jojogan.ops import set_fast_ops
 

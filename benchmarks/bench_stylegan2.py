@@ -39,7 +39,6 @@ def _worker(size: int, mode: str, steps: int, warmup: int, threads: int, ref_pat
     import torch
     import torch.nn.functional as F
 
-    sys.path.insert(0, str(ROOT))
     from jojogan.devices import precision
     from jojogan.ops import channels_last, set_fast_ops
     from jojogan.stylegan2 import Discriminator, Generator

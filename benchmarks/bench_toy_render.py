@@ -14,13 +14,10 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread, as documented
 
 import statistics  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from jojogan.toy.render import STYLES, render_batch, sample_params  # noqa: E402
 

@@ -75,6 +75,7 @@ OUT="${OUT:-$PWD/scratch/gpu_out}"
 mkdir -p "$OUT"
 PY="${PYTHON:-python3}"
 export PYTHONUNBUFFERED=1
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the device has no install: jojogan from here
 export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}"  # H100/H200: build sm_90 only
 {
     date -u

@@ -13,6 +13,7 @@ widget named ``seed``; the UI files carry it ("fixed").
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from dataclasses import dataclass, field
@@ -59,20 +60,29 @@ CORE_NODES: dict[str, dict] = {
 SOCKET_TYPES = {"IMAGE", "MASK", "VIDEO", "AUDIO", "LATENT", "MODEL"}
 
 
-def pack_nodes() -> dict[str, type]:
-    sys.path.insert(0, str(ROOT))
-    import nodes
+def _pack():
+    """The pack, imported as ComfyUI's loader does (a module spec on the folder's __init__.py;
+    no sys.path edit), once per process."""
+    name = "comfyui_jojogan_workflow_generator"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
-    return nodes.NODE_CLASS_MAPPINGS
+
+def pack_nodes() -> dict[str, type]:
+    return _pack().NODE_CLASS_MAPPINGS
 
 
 def display_name(class_type: str) -> str:
     """What ComfyUI shows as the node's title: the pack's display name, else the class type."""
     if class_type in CORE_NODES:
         return class_type
-    import nodes
-
-    return nodes.NODE_DISPLAY_NAME_MAPPINGS.get(class_type, class_type)
+    return _pack().NODE_DISPLAY_NAME_MAPPINGS.get(class_type, class_type)
 
 
 def node_spec(class_type: str) -> dict:
@@ -153,7 +163,6 @@ def to_api(wf: Workflow) -> dict:
 def model_download(name: str) -> dict:
     """ComfyUI's ``properties.models`` entry for a known model file: the frontend's
     missing-models dialog offers it (name, url, directory) when the file is absent."""
-    sys.path.insert(0, str(ROOT))
     from jojogan import weights
 
     entry = weights.REGISTRY[name]

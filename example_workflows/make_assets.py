@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -418,7 +417,6 @@ def toy_run(threads: int = 2, log: Callable[[str], None] = print) -> dict:
     arrays: ``reference`` [1,...], ``inputs`` [4,...], ``stylized`` [4,...]."""
     import torch
 
-    sys.path.insert(0, str(ROOT))
     from jojogan.finetune import FinetuneSettings, finetune
     from jojogan.invert import invert
     from jojogan.stylize import stylize
