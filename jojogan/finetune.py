@@ -80,6 +80,7 @@ from .mixing import (
     mix_codes,
     parse_layers,
     sample_random_codes,
+    style_layer_latents,
     to_style_codes,
 )
 
@@ -1049,6 +1050,47 @@ def settings_from_widgets(
             "'id_weight' > 0 needs the 'arcface' input (an ArcFace IR-SE50 model, "
             "model_ir_se50.pth), or set id_weight to 0"
         )
+    return settings
+
+
+def mixing_from_widgets(
+    generator: nn.Module,
+    *,
+    space: str = "w+",
+    preset: str = "full",
+    layers: str = "",
+    blend: float = 1.0,
+    seed: int = 0,
+) -> FinetuneSettings:
+    """The paired set's settings from Build Mixed Dataset's widgets: ``preset`` one of `PRESETS`
+    or "custom", which takes ``layers`` as text ("7-17", `jojogan.mixing.parse_layers`, checked
+    against ``generator``'s layers in ``space``). 'layers' belongs to "custom" alone: a list
+    with another preset is refused, not ignored, and "custom" without one is refused. The
+    settings' mask is built on ``generator`` here, so what does not fit it fails now. A bad
+    value is a ValueError naming the widget."""
+    if space not in SPACES:
+        raise ValueError(f"'space' must be one of {SPACES}, got {space!r}")
+    n_layers = int(generator.n_latent) if space == "w+" else len(style_layer_latents(generator))
+    custom = parse_layers(layers, n_layers, "'layers'")
+    if preset == "custom" and custom is None:
+        raise ValueError("preset 'custom' needs 'layers' (e.g. '7-17')")
+    if preset != "custom" and custom is not None:
+        raise ValueError(
+            f"'layers' is used by preset 'custom' only; choose preset 'custom' to mix these "
+            f"layers, or clear 'layers' (preset is '{preset}')"
+        )
+    settings = FinetuneSettings(
+        space=space,
+        preset=None if preset == "custom" else preset,
+        layers=custom,
+        blend=float(blend),
+        seed=int(seed),
+    )
+    try:
+        settings.validate()
+    except ValueError as e:
+        raise ValueError(re.sub(r"FinetuneSettings\.(\w+)", r"'\1'", str(e))) from None
+    settings.mask(generator)
     return settings
 
 

@@ -399,29 +399,15 @@ class BuildMixedDataset:
     ):
         g = _need(self.DISPLAY, "generator", generator, S.GeneratorModel, S.GENERATOR).generator
         refs, lat = _references(self.DISPLAY, references, latent, g)
-        n_layers = int(g.n_latent) if space == "w+" else len(jmix.style_layer_latents(g))
-        custom = jmix.parse_layers(layers, n_layers, f"{self.DISPLAY}: 'layers'")
-        if preset == "custom" and custom is None:
-            raise ValueError(f"{self.DISPLAY}: preset 'custom' needs 'layers' (e.g. '7-17')")
-        if preset != "custom" and custom is not None:
-            raise ValueError(
-                f"{self.DISPLAY}: 'layers' is used by preset 'custom' only; choose preset "
-                f"'custom' to mix these layers, or clear 'layers' (preset is '{preset}')"
-            )
+        settings = jft.mixing_from_widgets(
+            g, space=space, preset=preset, layers=layers, blend=blend, seed=seed
+        )
         n = int(preview_count)
         if n:
             check_output_budget(
                 n, g.size, g.size, what=f"{self.DISPLAY}: 'preview_count' {n} at {g.size} px"
             )
-        settings = jft.FinetuneSettings(
-            space=space,
-            preset=None if preset == "custom" else preset,
-            layers=custom if preset == "custom" else None,
-            blend=float(blend),
-            seed=int(seed),
-        )
-        settings.validate()
-        mask = settings.mask(g)  # layer ranges checked against this generator
+        mask = settings.mask(g)
         ds = S.MixedDataset(
             refs.to(host.offload_device()), lat, space, settings.preset, settings.layers, blend
         )

@@ -784,3 +784,36 @@ def test_settings_from_widgets_maps_the_finetune_node_once(models):
         settings_from_widgets(g, d, no_such_widget=1)
     with pytest.raises(ValueError, match="'feature_layers'"):
         settings_from_widgets(g, d, feature_layers="0-99999999")
+
+
+def test_mixing_from_widgets_owns_the_custom_layers_rule(models):
+    """Build Mixed Dataset's widgets -> the paired set's settings: a preset, or 'custom' with a
+    layer list parsed against the generator in the chosen space; 'layers' with another preset,
+    'custom' without one, a bad space or blend are refused by widget name."""
+    from jojogan.finetune import mixing_from_widgets
+    from jojogan.mixing import style_layer_latents
+
+    g, _ = models
+    st = mixing_from_widgets(g, preset="preserve_color", blend=0.5, seed=4)
+    got = (st.space, st.preset, st.layers, st.blend, st.seed)
+    assert got == ("w+", "preserve_color", None, 0.5, 4)
+    st = mixing_from_widgets(g, preset="custom", layers="3-5, 1")
+    assert (st.preset, st.layers) == (None, (1, 3, 4, 5))
+    assert st.mask(g) == FinetuneSettings(preset=None, layers=(1, 3, 4, 5)).mask(g)
+    n_s = len(style_layer_latents(g))
+    assert n_s > g.n_latent
+    st = mixing_from_widgets(g, space="s", preset="custom", layers=f"{n_s - 1}")
+    assert st.layers == (n_s - 1,)
+    w_range = rf"'layers': '{n_s - 1}' is out of range 0..{g.n_latent - 1}"
+    with pytest.raises(ValueError, match=w_range):
+        mixing_from_widgets(g, preset="custom", layers=f"{n_s - 1}")
+    with pytest.raises(ValueError, match=r"preset 'custom' needs 'layers'"):
+        mixing_from_widgets(g, preset="custom", layers=" , ")
+    with pytest.raises(ValueError, match=r"used by preset 'custom' only.*preset is 'full'"):
+        mixing_from_widgets(g, preset="full", layers="3")
+    with pytest.raises(ValueError, match=r"'space' must be one of"):
+        mixing_from_widgets(g, space="z")
+    with pytest.raises(ValueError, match=r"^'preset': unknown preset"):
+        mixing_from_widgets(g, preset="fancy")
+    with pytest.raises(ValueError, match=r"^'blend': must be in \[0,1\]"):
+        mixing_from_widgets(g, blend=1.5)
