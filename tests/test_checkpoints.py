@@ -416,14 +416,16 @@ def test_save_errors_say_where_and_what_to_do_and_keep_the_old_file(
     assert target.read_bytes() == old and _no_temp_files(tmp_path)
 
 
+# The child processes import this checkout's jojogan (not whichever one is installed).
+_CHILD_ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
 _FSIZE_SCRIPT = """
 import resource, sys, torch
-sys.path.insert(0, sys.argv[1])
 from jojogan import checkpoints as ck
 hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
 resource.setrlimit(resource.RLIMIT_FSIZE, (65536, hard))
 try:
-    ck.save_safetensors({"w": torch.zeros(1 << 18)}, sys.argv[2])
+    ck.save_safetensors({"w": torch.zeros(1 << 18)}, sys.argv[1])
 except ck.CheckpointError as e:
     print("ERR", e)
 """
@@ -434,7 +436,8 @@ def test_file_size_limit_gives_not_enough_space_and_keeps_old_file(tmp_path):
     ck.save_safetensors({"w": torch.ones(4)}, target)
     old = target.read_bytes()
     r = subprocess.run(
-        [sys.executable, "-c", _FSIZE_SCRIPT, str(ROOT), str(target)],
+        [sys.executable, "-c", _FSIZE_SCRIPT, str(target)],
+        env=_CHILD_ENV,
         capture_output=True,
         text=True,
         timeout=120,
@@ -447,9 +450,8 @@ def test_file_size_limit_gives_not_enough_space_and_keeps_old_file(tmp_path):
 
 _LOOP_SCRIPT = """
 import pathlib, sys, torch
-sys.path.insert(0, sys.argv[1])
 from jojogan import checkpoints as ck
-target = pathlib.Path(sys.argv[2])
+target = pathlib.Path(sys.argv[1])
 blobs = []
 for value in (1.0, 2.0):  # two valid files, serialised once: the loop is all writing
     ck.save_safetensors({"w": torch.full((1 << 21,), value)}, target)
@@ -469,7 +471,8 @@ def test_sigkill_during_repeated_saves_leaves_old_or_new_valid_file(tmp_path):
     landed_mid_save = 0
     for attempt in range(3):
         proc = subprocess.Popen(
-            [sys.executable, "-c", _LOOP_SCRIPT, str(ROOT), str(target)],
+            [sys.executable, "-c", _LOOP_SCRIPT, str(target)],
+            env=_CHILD_ENV,
             stdout=subprocess.PIPE,
             text=True,
         )
