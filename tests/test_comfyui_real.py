@@ -462,7 +462,7 @@ def test_pack_loads_and_installs_its_inputs_without_overwriting(comfy):
 
 
 def test_object_info_lists_every_node_and_templates(comfy):
-    from test_package import load_pack_as_comfyui_does
+    from make_node_reference import load_pack as load_pack_as_comfyui_does
 
     pack = load_pack_as_comfyui_does(ROOT, "comfyui_jojogan_real_test")
     info = comfy.get_json("/object_info")

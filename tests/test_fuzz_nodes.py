@@ -264,7 +264,7 @@ def fuzz_env(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pack(fuzz_env):
-    from test_package import load_pack_as_comfyui_does
+    from make_node_reference import load_pack as load_pack_as_comfyui_does
 
     return load_pack_as_comfyui_does(ROOT, "comfyui_jojogan_fuzz")
 

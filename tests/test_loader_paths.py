@@ -24,7 +24,7 @@ SECRET = "root:x:0:0:root:/root:/bin/bash\n"
 
 @pytest.fixture(scope="module")
 def pack():
-    from test_package import load_pack_as_comfyui_does
+    from make_node_reference import load_pack as load_pack_as_comfyui_does
 
     return load_pack_as_comfyui_does(ROOT, "comfyui_jojogan_paths_test")
 

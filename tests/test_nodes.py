@@ -44,7 +44,7 @@ S_WIDGETS = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 
 @pytest.fixture(scope="module")
 def pack():
-    from test_package import load_pack_as_comfyui_does
+    from make_node_reference import load_pack as load_pack_as_comfyui_does
 
     return load_pack_as_comfyui_does(ROOT, "comfyui_jojogan_nodes_test")
 

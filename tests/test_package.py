@@ -1,26 +1,11 @@
-import importlib.util
 import sys
 
 import pytest
-
-
-def load_pack_as_comfyui_does(root, name="comfyui_jojogan_under_test"):
-    """Import the pack the way ComfyUI's loader does: a module spec on the folder's __init__.py."""
-    spec = importlib.util.spec_from_file_location(
-        name, root / "__init__.py", submodule_search_locations=[str(root)]
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception:
-        del sys.modules[name]
-        raise
-    return module
+from make_node_reference import load_pack as load_pack_as_comfyui_does
 
 
 def test_pack_imports_like_comfyui_and_exports_mappings(pack_root):
-    pack = load_pack_as_comfyui_does(pack_root)
+    pack = load_pack_as_comfyui_does(pack_root, "comfyui_jojogan_under_test")
     assert isinstance(pack.NODE_CLASS_MAPPINGS, dict)
     assert isinstance(pack.NODE_DISPLAY_NAME_MAPPINGS, dict)
     assert set(pack.NODE_DISPLAY_NAME_MAPPINGS) <= set(pack.NODE_CLASS_MAPPINGS)

@@ -35,7 +35,7 @@ REQUIRED_WORKFLOWS = {
 
 @pytest.fixture(scope="module")
 def pack():
-    from test_package import load_pack_as_comfyui_does
+    from make_node_reference import load_pack as load_pack_as_comfyui_does
 
     return load_pack_as_comfyui_does(ROOT, "comfyui_jojogan_workflows_test")
 
