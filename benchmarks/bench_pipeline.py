@@ -60,12 +60,13 @@ def _ffhq_models(size: int, dev):
 
 
 def _toy_models(toy_dir: str | None, dev):
-    from jojogan.toy.model import ToyConfig, ToyModelMissing, build_models, load_toy_model
+    from jojogan.toy import ToyWeightsMissing
+    from jojogan.toy.model import ToyConfig, build_models, load_toy
 
     try:
-        g, d, _enc, _cfg = load_toy_model(toy_dir, dev)
+        g, d, _enc, _avg, _cfg = load_toy(toy_dir, dev)
         return g, d, "trained toy model"
-    except ToyModelMissing:
+    except ToyWeightsMissing:
         g, d, _ = build_models(ToyConfig())
         return g.to(dev).eval(), d.to(dev).eval(), "toy-sized random model (no trained one)"
 

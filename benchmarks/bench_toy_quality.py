@@ -104,9 +104,10 @@ def main() -> int:
     import torch
 
     from jojogan.devices import pick_device
+    from jojogan.toy import ToyWeightsMissing
     from jojogan.toy.demo import _grid, _save_png
     from jojogan.toy.flags import load_style_modules, settings_from_args
-    from jojogan.toy.model import ToyModelMissing, load_toy_model
+    from jojogan.toy.model import load_toy
     from jojogan.toy.quality import toy_style_quality
     from jojogan.toy.recipes import _describe
     from jojogan.toy.render import style_names
@@ -122,8 +123,8 @@ def main() -> int:
         return 2
     dev = pick_device(a.device)
     try:
-        g, d, enc, _cfg = load_toy_model(a.toy_dir, dev)
-    except ToyModelMissing as e:
+        g, d, enc, _avg, _cfg = load_toy(a.toy_dir, dev)
+    except ToyWeightsMissing as e:
         print(f"bench_toy_quality: {e}", file=sys.stderr)
         return 1
     reg = None

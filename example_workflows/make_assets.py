@@ -421,11 +421,11 @@ def toy_run(threads: int = 2, log: Callable[[str], None] = print) -> dict:
     from jojogan.invert import invert
     from jojogan.stylize import stylize
     from jojogan.toy import render
-    from jojogan.toy.model import load_toy_model
+    from jojogan.toy.model import load_toy
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    g, d, enc, _cfg = load_toy_model(device="cpu")
+    g, d, enc, _avg, _cfg = load_toy(device="cpu")
     for m in (g, d, enc):
         m.requires_grad_(False)
 

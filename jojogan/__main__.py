@@ -20,7 +20,7 @@ fine-tune, with the reference's code matched to its edges and the inputs' codes 
 their photos) unless flags say otherwise (`jojogan.toy.flags.add_recipe_arguments`).
 
 This module only parses arguments: the demo's pipeline is `jojogan.toy.demo.run_demo`, the toy
-model's one loader `jojogan.toy.model.load_toy_model`; ``python -m jojogan download`` is
+model's one loader `jojogan.toy.model.load_toy`; ``python -m jojogan download`` is
 `jojogan.weights.download_main`.
 """
 

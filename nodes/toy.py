@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 
 from jojogan.images import check_output_budget
-from jojogan.toy import render
-from jojogan.toy.model import TOY_FILE, find_toy_dir, load_toy_model
+from jojogan.toy import ENCODER_FILE, GENERATOR_FILE, find_weights_dir, render
+from jojogan.toy.model import load_toy
 
 from . import host
 from . import sockets as S
@@ -36,19 +36,16 @@ class LoadToyModel:
 
     @_node_errors(DISPLAY)
     def load(self):
-        folder = find_toy_dir()  # the shipped jojogan/toy/weights, or $JOJOGAN_TOY_DIR
-        gpath = folder / TOY_FILE
+        folder = find_weights_dir()  # the shipped jojogan/toy/weights, or $JOJOGAN_TOY_DIR
+        gpath = folder / GENERATOR_FILE
 
         def load(device):
-            g, d, enc, _cfg = load_toy_model(folder, device=device)
-            g.requires_grad_(False)
-            d.requires_grad_(False)
+            g, d, enc, _avg, _cfg = load_toy(folder, device=device)  # read-only
             gen = S.GeneratorModel(g, None, str(gpath))
             disc = S.DiscriminatorModel(d, str(gpath))
             encoder = None
             if enc is not None:
-                enc.requires_grad_(False)
-                encoder = S.EncoderModel(enc, str(folder / "toy_encoder.safetensors"))
+                encoder = S.EncoderModel(enc, str(folder / ENCODER_FILE))
             return gen, disc, encoder
 
         return _load_cached("toy", gpath, load)

@@ -628,7 +628,7 @@ def test_nan_toy_model_is_refused_by_the_toy_loader(tmp_path):
     from safetensors.torch import load_file, save_file
 
     from jojogan.toy import SHIPPED_DIR
-    from jojogan.toy.model import load_toy_model
+    from jojogan.toy.model import load_toy
 
     src = SHIPPED_DIR / "toy_stylegan2.safetensors"
     tensors = load_file(str(src))
@@ -637,5 +637,5 @@ def test_nan_toy_model_is_refused_by_the_toy_loader(tmp_path):
     tensors[key].view(-1)[0] = float("nan")
     save_file(tensors, str(tmp_path / src.name), metadata=meta)
     with pytest.raises(CheckpointError, match="NaN or infinite") as ei:
-        load_toy_model(tmp_path)
+        load_toy(tmp_path)
     assert key in str(ei.value) and src.name in str(ei.value)

@@ -125,22 +125,21 @@ def test_smoke_run_writes_loadable_weights_card_and_finite_losses(tmp_path):
 
 
 def test_one_toy_loader_finds_the_folder_for_every_caller(tmp_path, monkeypatch):
-    """The demo's, the benchmarks' and the node's loader (load_toy_model) is load_toy: the same
-    folder lookup ($JOJOGAN_TOY_DIR when no folder is given) and the same weights."""
-    from jojogan.toy.model import load_toy_model
-
+    """The one toy loader (the demo's, the benchmarks', the node's): $JOJOGAN_TOY_DIR when no
+    folder is given, the same weights as the folder named, read-only."""
     torch.manual_seed(0)
     train(_tiny(enc_steps=0), tmp_path, device="cpu", log=None)
     monkeypatch.setenv("JOJOGAN_TOY_DIR", str(tmp_path))
     g, d, enc, latent_avg, cfg = load_toy()
-    g2, d2, enc2, cfg2 = load_toy_model()
+    g2, d2, enc2, _avg2, cfg2 = load_toy(tmp_path)
     assert cfg == cfg2 and cfg.size == 16 and latent_avg.shape == (32,)
     for a, b in ((g, g2), (d, d2), (enc, enc2)):
         sa, sb = a.state_dict(), b.state_dict()
         assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+        assert not a.training and not any(p.requires_grad for p in a.parameters())
     monkeypatch.setenv("JOJOGAN_TOY_DIR", str(tmp_path / "elsewhere"))
     with pytest.raises(FileNotFoundError, match="toy weights not found in .*elsewhere"):
-        load_toy_model()
+        load_toy()
 
     # the ground-truth evaluation runs on it (with a throwaway regressor)
     from jojogan.toy.train import evaluate_model

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import jojogan.toy as toy
+from jojogan.toy.model import load_toy
 
 HAVE_WEIGHTS = all((toy.SHIPPED_DIR / n).is_file() for n in (toy.GENERATOR_FILE, toy.ENCODER_FILE))
 needs_weights = pytest.mark.skipif(
@@ -28,19 +29,27 @@ def test_importing_jojogan_loads_no_toy_weights():
 
 def test_missing_weights_is_a_clear_error(tmp_path):
     with pytest.raises(toy.ToyWeightsMissing, match="toy weights not found in .*jojogan.toy.train"):
-        toy.load_base_model(weights_dir=tmp_path)
+        load_toy(tmp_path)
     # also a FileNotFoundError, for callers that catch that
     with pytest.raises(FileNotFoundError):
-        toy.load_base_model(weights_dir=tmp_path / "nope")
+        load_toy(tmp_path / "nope")
+    assert toy.model_card(toy.SHIPPED_DIR) == toy.model_card()  # the shipped folder by default
+    (tmp_path / toy.GENERATOR_FILE).write_bytes(b"")
+    assert toy.model_card(tmp_path) == {}
+    (tmp_path / "model_card.json").write_text("{not json")
+    with pytest.raises(ValueError, match="unreadable model card"):
+        toy.model_card(tmp_path)
 
 
 @needs_weights
 def test_shipped_weights_load_strictly_and_sample_diverse_faces():
     torch.manual_seed(0)
-    g, d, enc, latent_avg, card = toy.load_base_model("cpu")
+    g, d, enc, latent_avg, _cfg = load_toy()
+    card = toy.model_card()
     assert card.get("steps_done", {}).get("gan", 0) > 0, "model card lacks the steps reached"
     assert latent_avg.shape == (g.style_dim,) and torch.isfinite(latent_avg).all()
-    assert not any(p.requires_grad for p in g.parameters())
+    for m in (g, d, enc):
+        assert not m.training and not any(p.requires_grad for p in m.parameters())
     with torch.no_grad():
         z = torch.randn(16, g.style_dim, generator=torch.Generator().manual_seed(0))
         w = g.mapping(z)
@@ -67,7 +76,7 @@ def test_shipped_weights_load_strictly_and_sample_diverse_faces():
 def test_shipped_encoder_reconstructs_photo_renders_better_than_the_mean_face():
     from jojogan.toy.render import render_torch, sample_params
 
-    g, _d, enc, latent_avg, _card = toy.load_base_model("cpu")
+    g, _d, enc, latent_avg, _cfg = load_toy()
     with torch.no_grad():
         real = render_torch(sample_params(777, 16), "photo", g.size, "cpu")
         rec = g.synthesis(enc(real))
@@ -97,8 +106,9 @@ def test_shipped_model_mixes_geometry_from_coarse_layers_and_colour_from_fine():
     its mixing critic): the mix's geometry and pose are nearer A's, its colours nearer B's."""
     from jojogan.toy.score import load_regressor, param_errors
 
-    g, _d, _enc, _avg, card = toy.load_base_model("cpu")
-    cut = int(card["config"].get("mix_cut", 4))
+    g, _d, _enc, _avg, cfg = load_toy()
+    assert cfg.mix_cut == int(toy.model_card()["config"].get("mix_cut", 4))
+    cut = cfg.mix_cut
     reg = load_regressor()
     gen = torch.Generator().manual_seed(4321)
     with torch.no_grad():

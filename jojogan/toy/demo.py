@@ -21,8 +21,9 @@ from torch import Tensor, nn
 
 from ..checkpoints import atomic_writer
 from ..devices import pick_device
+from . import ToyWeightsMissing
 from .flags import load_style_modules, settings_from_args
-from .model import ToyModelMissing, load_toy_model
+from .model import load_toy
 from .quality import (
     OPTIMIZE_STEPS,
     PHASE_FINETUNE,
@@ -279,8 +280,8 @@ def run_demo(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     say("loading the toy model")
     try:
-        g, d, enc, _cfg = load_toy_model(args.toy_dir, device)
-    except ToyModelMissing as e:
+        g, d, enc, _avg, _cfg = load_toy(args.toy_dir, device)
+    except ToyWeightsMissing as e:
         print(f"demo: {e}", file=sys.stderr)
         return 1
     try:

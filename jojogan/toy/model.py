@@ -1,7 +1,6 @@
-"""The toy model: its networks (`ToyConfig`, `ToyEncoder`, `build_models`), its file format's
-reader (`load_toy`: the tensors and config that jojogan.toy.train writes) and the one toy
-loader, `load_toy_model` (generator, discriminator, encoder, config) from the folder
-`find_toy_dir` finds (jojogan.toy.find_weights_dir)."""
+"""The toy model: its networks (`ToyConfig`, `ToyEncoder`, `build_models`) and the one toy
+loader, `load_toy`, which reads what jojogan.toy.train writes from the folder
+`jojogan.toy.find_weights_dir` finds."""
 
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ from torch import nn
 
 from ..checkpoints import load_file, read_safetensors_metadata
 from ..stylegan2 import Discriminator, Generator
-from . import ENCODER_FILE, GENERATOR_FILE, ToyWeightsMissing, find_weights_dir
+from . import ENCODER_FILE, GENERATOR_FILE, find_weights_dir
 
 # ----------------------------------------------------------------------------------------------
 # Configuration and models
@@ -183,21 +182,16 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
     return load_file(path), read_safetensors_metadata(path)
 
 
-# The toy model is found by one function (jojogan.toy); these names are kept for the callers.
-TOY_FILE = GENERATOR_FILE
-ToyModelMissing = ToyWeightsMissing
-find_toy_dir = find_weights_dir
-
-
 def load_toy(
     toy_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, nn.Module, ToyEncoder | None, torch.Tensor, ToyConfig]:
     """The one toy loader: (g_ema, d, encoder or None, latent_avg [style_dim], config) as
-    `jojogan.toy.train` writes them, from the folder `find_toy_dir` finds (``toy_dir``, else
-    $JOJOGAN_TOY_DIR, else the shipped weights), in eval mode on ``device``. Files are read by
-    the safe reader (jojogan.checkpoints), keys strict. Raises `ToyModelMissing` (a
-    FileNotFoundError saying how to get one) when the folder has no generator."""
-    folder = find_toy_dir(toy_dir)
+    `jojogan.toy.train` writes them, from the folder `find_weights_dir` finds (``toy_dir``, else
+    $JOJOGAN_TOY_DIR, else the shipped weights), read-only (eval mode, no gradients) on
+    ``device``. Files are read by the safe reader (jojogan.checkpoints), keys strict. Raises
+    `ToyWeightsMissing` (a FileNotFoundError saying how to get one) when the folder has no
+    generator."""
+    folder = find_weights_dir(toy_dir)
     gp = folder / GENERATOR_FILE
     tensors, meta = _read_safetensors(gp)
     cfg = _config_from_meta(meta, gp)
@@ -210,14 +204,6 @@ def load_toy(
     if ep.is_file():
         et, _ = _read_safetensors(ep)
         e.load_state_dict(et, strict=True)
-        enc = e.to(device).eval()
-    return g.to(device).eval(), d.to(device).eval(), enc, latent_avg.to(device), cfg
-
-
-def load_toy_model(
-    toy_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu"
-) -> tuple[nn.Module, nn.Module, nn.Module | None, ToyConfig]:
-    """(generator, discriminator, encoder or None, config): `load_toy` without the mean latent,
-    as the demo, the benchmarks and the Load Toy Model node take it."""
-    g, d, enc, _latent_avg, cfg = load_toy(toy_dir, device)
-    return g, d, enc, cfg
+        enc = e.to(device).eval().requires_grad_(False)
+    g, d = (m.to(device).eval().requires_grad_(False) for m in (g, d))
+    return g, d, enc, latent_avg.to(device), cfg
