@@ -425,9 +425,7 @@ def toy_run(threads: int = 2, log: Callable[[str], None] = print) -> dict:
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    g, d, enc, _avg, _cfg = load_toy(device="cpu")
-    for m in (g, d, enc):
-        m.requires_grad_(False)
+    g, d, enc, _avg, _cfg = load_toy(device="cpu")  # read-only
 
     def images(style: str, seed: int, count: int) -> torch.Tensor:  # ToyRender, size 64
         x = render.render_float(render.sample_params(seed, count), style, 64)
