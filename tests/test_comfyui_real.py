@@ -35,7 +35,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import shutil
 import signal
 import socket
 import struct
@@ -61,9 +60,9 @@ COMFYUI = os.environ.get("COMFYUI_PATH")
 if not COMFYUI:
     pytest.skip("COMFYUI_PATH is not set (no ComfyUI to test against)", allow_module_level=True)
 
+from standin_weights import write_standin_weights  # noqa: E402
 from toy_standin import toy_model_dir  # noqa: E402  (tests/toy_standin.py)
 
-STANDIN_GEN = 64  # px of the stand-in FFHQ generator
 # an input the user already had under one of the pack's example names: never overwritten
 USER_INPUT = "jojogan_reference_2.jpg"
 TOY_TIMEOUT = 1800  # s; ~1.5 min alone on two cores, several times that on shared, busy ones
@@ -192,51 +191,6 @@ def server_env(base: Path, toy_dir: Path) -> dict:
     )
     env.pop("JOJOGAN_AUTO_DOWNLOAD", None)  # a missing model must be the pack's message
     return env
-
-
-def write_standin_weights(models: Path) -> None:
-    """Random weights of the real layouts under the real names (and two files under names the
-    pack does not know, which only their contents tell apart)."""
-    import torch
-
-    from jojogan.arcface import ArcFace
-    from jojogan.encoders import Encoder4Editing, n_styles_for_size
-    from jojogan.stylegan2 import Discriminator, Generator
-
-    models.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    ch = {4: 64, 8: 64, 16: 32, 32: 32, 64: 16}
-    g = Generator(STANDIN_GEN, 512, 2, channels=ch, channel_max=64)
-    d = Discriminator(STANDIN_GEN, channels=ch, channel_max=64)
-    torch.save(
-        {"g_ema": g.state_dict(), "d": d.state_dict(), "latent_avg": torch.zeros(512)},
-        models / "stylegan2-ffhq-config-f.pt",
-    )
-    for name in ("jojo", "arcane_jinx", "disney"):
-        sd = {
-            k: v + 0.01 * torch.randn_like(v) if v.is_floating_point() else v
-            for k, v in g.state_dict().items()
-        }
-        torch.save({"g": sd}, models / f"{name}.pt")
-    # names no registry entry has: the loaders must tell them apart by their contents
-    shutil.copyfile(models / "stylegan2-ffhq-config-f.pt", models / "my_base.pt")
-    shutil.copyfile(models / "jojo.pt", models / "my_style.pt")
-    n = n_styles_for_size(STANDIN_GEN)
-    enc = Encoder4Editing(n)
-    dec = Generator(STANDIN_GEN, 512, 8, channel_multiplier=2)
-    sd = {f"encoder.{k}": v for k, v in enc.state_dict().items()}
-    sd.update({f"decoder.{k}": v for k, v in dec.state_dict().items()})
-    opts = {
-        "encoder_type": "Encoder4Editing",
-        "stylegan_size": STANDIN_GEN,
-        "start_from_latent_avg": True,
-    }
-    torch.save(
-        {"state_dict": sd, "opts": opts, "latent_avg": torch.zeros(n, 512)},
-        models / "e4e_ffhq_encode.pt",
-    )
-    del enc, dec, sd
-    torch.save(ArcFace(112, 50, "ir_se").state_dict(), models / "model_ir_se50.pth")
 
 
 def _user_picture() -> bytes:

@@ -7,10 +7,13 @@ import difflib
 import importlib.util
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+from standin_weights import STANDIN_GEN, write_standin_base
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted([ROOT / "README.md", ROOT / "CONTRIBUTING.md", *(ROOT / "docs").glob("*.md")])
@@ -162,3 +165,50 @@ def test_relative_links_lead_to_existing_files(page):
         elif fragment and dest.suffix == ".md" and fragment not in _anchors(dest.read_text()):
             broken.append(f"{target} (no heading '{fragment}' in {dest.name})")
     assert not broken, f"{page.relative_to(ROOT)}: broken links: {broken}"
+
+
+def _python_block(page: Path, after: str) -> str:
+    """The first ```python block of ``page`` after the line ``after``."""
+    text = page.read_text(encoding="utf-8")
+    start = text.index(after)
+    m = re.search(r"```python\n(.*?)```", text[start:], re.S)
+    assert m, f"{page.name}: no python block after {after!r}"
+    return m.group(1)
+
+
+# What the snippets run on here: stand-in files of the real layouts at STANDIN_GEN px (the FFHQ
+# models cannot be downloaded), so the faces are aligned at that size and the fine-tune is short.
+# Every replacement must find its text: a snippet that changes shape fails here.
+_STANDIN_EDITS = (("size=1024", f"size={STANDIN_GEN}"), ("steps=300", "steps=2"))
+
+
+@pytest.fixture(scope="module")
+def standin_cache(tmp_path_factory) -> Path:
+    cache = tmp_path_factory.mktemp("cache")
+    write_standin_base(cache / "jojogan")
+    return cache
+
+
+@pytest.mark.parametrize(
+    "page, after", [("README.md", "## Library"), ("docs/library.md", "# The library")]
+)
+def test_library_snippets_run_as_written(page, after, standin_cache, tmp_path, monkeypatch):
+    """The README's and the library guide's code runs against the library as it is: the models
+    loaded by bare name from $JOJOGAN_CACHE, the example photos aligned by dlib, a fine-tune,
+    inversion, stylization (and paste-back and a saved style model in the guide)."""
+    code = _python_block(ROOT / page, after)
+    for old, new in _STANDIN_EDITS:
+        assert old in code, f"{page}: the snippet no longer says {old!r}; update _STANDIN_EDITS"
+        code = code.replace(old, new)
+    monkeypatch.setenv("JOJOGAN_CACHE", str(standin_cache))
+    inputs = ROOT / "example_workflows" / "inputs"
+    shutil.copyfile(inputs / "jojogan_reference.jpg", tmp_path / "reference.jpg")
+    shutil.copyfile(inputs / "jojogan_face.jpg", tmp_path / "me.jpg")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code, f"{page} (python block)", "exec"), scope)  # noqa: S102 (our own docs)
+    out = scope["out"]
+    assert out.shape[1:] == (3, STANDIN_GEN, STANDIN_GEN) and torch.isfinite(out).all()
+    if "full" in scope:
+        assert scope["full"].shape[0] == 3
+        assert (tmp_path / "my_style.safetensors").is_file()
