@@ -992,6 +992,12 @@ _LAYER_TEXT = {
 }
 
 
+def _widget_names(msg: str) -> str:
+    """A FinetuneSettings message as the nodes' widgets are named ('steps', not
+    FinetuneSettings.steps)."""
+    return re.sub(r"FinetuneSettings\.(\w+)", r"'\1'", msg)
+
+
 def settings_from_widgets(
     generator: nn.Module,
     discriminator: nn.Module,
@@ -1044,7 +1050,7 @@ def settings_from_widgets(
         msg = str(e)
         if mixing is None:
             msg = msg.replace("FinetuneSettings.blend", "'strength'")
-        raise ValueError(re.sub(r"FinetuneSettings\.(\w+)", r"'\1'", msg)) from None
+        raise ValueError(_widget_names(msg)) from None
     if settings.id_weight > 0 and arcface is None:
         raise ValueError(
             "'id_weight' > 0 needs the 'arcface' input (an ArcFace IR-SE50 model, "
@@ -1065,9 +1071,9 @@ def mixing_from_widgets(
     """The paired set's settings from Build Mixed Dataset's widgets: ``preset`` one of `PRESETS`
     or "custom", which takes ``layers`` as text ("7-17", `jojogan.mixing.parse_layers`, checked
     against ``generator``'s layers in ``space``). 'layers' belongs to "custom" alone: a list
-    with another preset is refused, not ignored, and "custom" without one is refused. The
-    settings' mask is built on ``generator`` here, so what does not fit it fails now. A bad
-    value is a ValueError naming the widget."""
+    with another preset is refused, not ignored, and "custom" without one is refused. Every
+    value is checked here (the presets fit any generator depth), so ``settings.mask(generator)``
+    then succeeds. A bad value is a ValueError naming the widget."""
     if space not in SPACES:
         raise ValueError(f"'space' must be one of {SPACES}, got {space!r}")
     n_layers = int(generator.n_latent) if space == "w+" else len(style_layer_latents(generator))
@@ -1089,8 +1095,7 @@ def mixing_from_widgets(
     try:
         settings.validate()
     except ValueError as e:
-        raise ValueError(re.sub(r"FinetuneSettings\.(\w+)", r"'\1'", str(e))) from None
-    settings.mask(generator)
+        raise ValueError(_widget_names(str(e))) from None
     return settings
 
 

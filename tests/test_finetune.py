@@ -797,6 +797,9 @@ def test_mixing_from_widgets_owns_the_custom_layers_rule(models):
     st = mixing_from_widgets(g, preset="preserve_color", blend=0.5, seed=4)
     got = (st.space, st.preset, st.layers, st.blend, st.seed)
     assert got == ("w+", "preserve_color", None, 0.5, 4)
+    for space in ("w+", "s"):  # what passes here, the node's settings.mask(g) builds
+        for preset in ("full", "preserve_color", "X", "C"):
+            mixing_from_widgets(g, space=space, preset=preset).mask(g)
     st = mixing_from_widgets(g, preset="custom", layers="3-5, 1")
     assert (st.preset, st.layers) == (None, (1, 3, 4, 5))
     assert st.mask(g) == FinetuneSettings(preset=None, layers=(1, 3, 4, 5)).mask(g)
